@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# make dev: the local stack in the foreground. moto (DynamoDB + Secrets Manager) on
+# 127.0.0.1:$PORTCULLIS_LOCAL_AWS_PORT, tables + signing secret + a demo user, and
+# `cargo lambda watch` on 127.0.0.1:$PORTCULLIS_WATCH_PORT. DEV_TLS=1 serves HTTPS with a
+# locally generated certificate. Ctrl-C stops everything it started.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+aws_port=${PORTCULLIS_LOCAL_AWS_PORT:-4566}
+watch_port=${PORTCULLIS_WATCH_PORT:-9000}
+endpoint="http://127.0.0.1:$aws_port"
+mkdir -p "$root/.local"
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo; echo "stopped."
+}
+trap cleanup EXIT INT TERM
+
+setsid moto_server -H 127.0.0.1 -p "$aws_port" >"$root/.local/moto.log" 2>&1 &
+pids+=($!)
+python3 "$root/scripts/wait-http.py" "$endpoint/moto-api/" 30
+
+env_file="$root/.local/dev.env"
+{ grep -v '^#' "$root/scripts/local.env"; echo "AWS_ENDPOINT_URL=$endpoint"; } >"$env_file"
+set -a; source "$env_file"; set +a
+
+echo "building..."
+cargo build --quiet --workspace --bins
+"$root/target/debug/portcullis" init
+demo_email=demo@portcullis.dev
+demo_password='Demo-passw0rd!'
+printf '%s\n' "$demo_password" | "$root/target/debug/portcullis" user create --email "$demo_email" --role admin >/dev/null 2>&1 || true
+
+scheme=http
+tls_args=()
+curl_tls=""
+if [ "${DEV_TLS:-0}" = "1" ]; then
+  bash "$root/scripts/tls-cert.sh" "$root/.local/tls" >/dev/null
+  scheme=https
+  tls_args=(--tls-cert "$root/.local/tls/cert.pem" --tls-key "$root/.local/tls/key.pem")
+  curl_tls="--cacert .local/tls/ca.pem "
+fi
+base="$scheme://127.0.0.1:$watch_port/lambda-url"
+
+setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --concurrency 4 --env-file "$env_file" "${tls_args[@]}" &
+pids+=($!)
+if [ "$scheme" = https ]; then
+  python3 "$root/scripts/wait-http.py" "$base/login/" 300 "$root/.local/tls/ca.pem"
+else
+  python3 "$root/scripts/wait-http.py" "$base/login/" 300
+fi
+
+cat <<TXT
+
+Portcullis is running (emulator at $endpoint, functions at $base/<name>/).
+
+Log the demo user in:
+  curl -s ${curl_tls}-X POST $base/login/ -H 'content-type: application/json' \\
+    -d '{"email":"$demo_email","password":"$demo_password"}'
+
+Or invoke with a sample event:
+  cargo lambda invoke login --invoke-address 127.0.0.1 --invoke-port $watch_port --data-file events/login.json
+
+The CLI uses the same environment:  set -a; source .local/dev.env; set +a; target/debug/portcullis --help
+Ctrl-C stops everything.
+TXT
+wait

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Run a command against a private local stack: a moto server (DynamoDB + Secrets Manager) on a
+# free 127.0.0.1 port, the tables and signing secret made by `portcullis init`, and
+# `cargo lambda watch` serving every function twice: over plain HTTP (what `cargo lambda
+# invoke` speaks) and over HTTPS with a locally made certificate. Everything it
+# starts is stopped when the command ends, whatever happens.
+#
+# usage: scripts/with-stack.sh COMMAND [ARGS...]
+# The command sees: PORTCULLIS_TEST_AWS_ENDPOINT, PORTCULLIS_TEST_WATCH_URL (http),
+# PORTCULLIS_TEST_WATCH_PORT, PORTCULLIS_TEST_TLS_URL (https), PORTCULLIS_TEST_CA,
+# PORTCULLIS_TEST_ENV_FILE.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.venv/bin"
+state="$root/.local/stack-$$"
+mkdir -p "$state"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$state"
+}
+trap cleanup EXIT INT TERM
+
+aws_port=$(python3 "$root/scripts/free-port.py")
+watch_port=$(python3 "$root/scripts/free-port.py")
+tls_port=$(python3 "$root/scripts/free-port.py")
+endpoint="http://127.0.0.1:$aws_port"
+
+setsid "$venv/moto_server" -H 127.0.0.1 -p "$aws_port" >"$state/moto.log" 2>&1 &
+pids+=($!)
+python3 "$root/scripts/wait-http.py" "$endpoint/moto-api/" 30
+
+bash "$root/scripts/tls-cert.sh" "$root/.local/tls" >/dev/null
+
+# The functions' environment: the local defaults, this emulator, and test-only knobs.
+env_file="$state/test.env"
+{
+  grep -v '^#' "$root/scripts/local.env" | grep -v '^LOGIN_RATE_LIMIT=' | grep -v '^REFRESH_COOKIE='
+  echo "AWS_ENDPOINT_URL=$endpoint"
+  # Real production argon2 parameters: the HTTP tests measure the real thing.
+  echo "PASSWORD_HASH_PROFILE=production"
+  # Every test request comes from 127.0.0.1; the limit is exercised by the in-process tests.
+  echo "LOGIN_RATE_LIMIT=100000/900"
+  echo "REFRESH_COOKIE=on"
+} >"$env_file"
+
+set -a; source "$env_file"; set +a
+cargo build --quiet --workspace --bins
+"$root/target/debug/portcullis" init >/dev/null
+
+export PATH="$venv:$PATH"
+watch() {  # PORT LOG [TLS ARGS...]
+  local port=$1 log=$2; shift 2
+  setsid cargo lambda watch -A 127.0.0.1 -P "$port" --ignore-changes --quiet \
+    --concurrency 8 --env-file "$env_file" "$@" >"$log" 2>&1 &
+  pids+=($!)
+}
+watch "$watch_port" "$state/watch.log"
+watch "$tls_port" "$state/watch-tls.log" \
+  --tls-cert "$root/.local/tls/cert.pem" --tls-key "$root/.local/tls/key.pem"
+python3 "$root/scripts/wait-http.py" "http://127.0.0.1:$watch_port/lambda-url/login/" 300 \
+  || { cat "$state/watch.log" >&2; exit 1; }
+python3 "$root/scripts/wait-http.py" "https://127.0.0.1:$tls_port/lambda-url/login/" 300 "$root/.local/tls/ca.pem" \
+  || { cat "$state/watch-tls.log" >&2; exit 1; }
+
+export PORTCULLIS_TEST_AWS_ENDPOINT="$endpoint"
+export PORTCULLIS_TEST_WATCH_URL="http://127.0.0.1:$watch_port"
+export PORTCULLIS_TEST_TLS_URL="https://127.0.0.1:$tls_port"
+export PORTCULLIS_TEST_WATCH_PORT="$watch_port"
+export PORTCULLIS_TEST_CA="$root/.local/tls/ca.pem"
+export PORTCULLIS_TEST_ENV_FILE="$env_file"
+status=0
+"$@" || status=$?
+if [ "$status" -ne 0 ] && [ -n "${CI:-}" ]; then
+  echo "---- cargo lambda watch log (tail) ----" >&2; tail -n 80 "$state/watch.log" >&2
+fi
+exit "$status"

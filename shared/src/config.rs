@@ -1,0 +1,296 @@
+//! Configuration from the environment, read and validated once per cold start.
+
+use std::fmt;
+
+/// Every variable the functions read (the template, `scripts/local.env` and the README list
+/// the same names; `scripts/check_consistency.py` proves it).
+pub const ENV_VARS: &[&str] = &[
+    "USERS_TABLE",
+    "REFRESH_TOKENS_TABLE",
+    "API_KEYS_TABLE",
+    "RATE_LIMITS_TABLE",
+    "REVOKED_TOKENS_TABLE",
+    "SIGNING_KEYS_SECRET_ID",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "ACCESS_TOKEN_TTL_SECONDS",
+    "REFRESH_TOKEN_TTL_SECONDS",
+    "LOGIN_RATE_LIMIT",
+    "LOCKOUT_THRESHOLD",
+    "LOCKOUT_SECONDS",
+    "REFRESH_COOKIE",
+];
+
+/// Knobs with safe defaults that deployments rarely touch (documented in the README).
+pub const OPTIONAL_ENV_VARS: &[&str] = &[
+    "PASSWORD_HASH_PROFILE",
+    "JWT_LEEWAY_SECONDS",
+    "PASSWORD_POLICY",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    pub users: String,
+    pub refresh_tokens: String,
+    pub api_keys: String,
+    pub rate_limits: String,
+    pub revoked_tokens: String,
+}
+
+impl Tables {
+    /// Table names with a common prefix (used by `portcullis init` and the tests).
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            users: format!("{prefix}users"),
+            refresh_tokens: format!("{prefix}refresh-tokens"),
+            api_keys: format!("{prefix}api-keys"),
+            rate_limits: format!("{prefix}rate-limits"),
+            revoked_tokens: format!("{prefix}revoked-tokens"),
+        }
+    }
+}
+
+/// `LOGIN_RATE_LIMIT`: at most `max` requests per `window_seconds` per client IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u64,
+    pub window_seconds: i64,
+}
+
+impl RateLimit {
+    pub fn parse(text: &str) -> Option<Self> {
+        let (max, window) = text.trim().split_once('/')?;
+        let max: u64 = max.trim().parse().ok()?;
+        let window_seconds: i64 = window.trim().parse().ok()?;
+        (max > 0 && window_seconds > 0).then_some(Self {
+            max,
+            window_seconds,
+        })
+    }
+}
+
+/// Which argon2id parameters to use (see `crate::password::HashingPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashProfile {
+    /// OWASP's minimum: 19 MiB, t=2, p=1. The default.
+    Production,
+    /// Cheap parameters for test suites only; logged loudly at start.
+    InsecureTest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub tables: Tables,
+    pub signing_keys_secret_id: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub login_rate_limit: RateLimit,
+    pub lockout_threshold: u32,
+    pub lockout_seconds: i64,
+    pub refresh_cookie: bool,
+    pub jwt_leeway: i64,
+    pub hash_profile: HashProfile,
+    /// `PASSWORD_POLICY`, e.g. `min=8,upper,lower,digit,special` (the default).
+    pub password_policy: String,
+}
+
+/// A variable is missing or has a value we cannot use. The message names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "configuration error: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Read the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read any key/value source (tests pass a map; nothing touches the real environment).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &str| {
+            get(name)
+                .ok_or_else(|| ConfigError(format!("missing required environment variable {name}")))
+        };
+        let number = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(text) => match text.parse::<i64>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(ConfigError(format!(
+                        "{name} must be a whole number from {min} to {max}"
+                    ))),
+                },
+            }
+        };
+
+        let tables = Tables {
+            users: required("USERS_TABLE")?,
+            refresh_tokens: required("REFRESH_TOKENS_TABLE")?,
+            api_keys: required("API_KEYS_TABLE")?,
+            rate_limits: required("RATE_LIMITS_TABLE")?,
+            revoked_tokens: required("REVOKED_TOKENS_TABLE")?,
+        };
+        let login_rate_limit = match get("LOGIN_RATE_LIMIT") {
+            None => RateLimit {
+                max: 5,
+                window_seconds: 900,
+            },
+            Some(text) => RateLimit::parse(&text).ok_or_else(|| {
+                ConfigError("LOGIN_RATE_LIMIT must look like 5/900 (requests/seconds)".into())
+            })?,
+        };
+        let refresh_cookie = match get("REFRESH_COOKIE")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("off" | "false" | "0" | "no") => false,
+            Some("on" | "true" | "1" | "yes") => true,
+            Some(_) => return Err(ConfigError("REFRESH_COOKIE must be on or off".into())),
+        };
+        let hash_profile = match get("PASSWORD_HASH_PROFILE").as_deref() {
+            None | Some("production") => HashProfile::Production,
+            Some("insecure-test") => HashProfile::InsecureTest,
+            Some(_) => {
+                return Err(ConfigError(
+                    "PASSWORD_HASH_PROFILE must be production or insecure-test".into(),
+                ));
+            }
+        };
+        let password_policy =
+            get("PASSWORD_POLICY").unwrap_or_else(|| crate::password::DEFAULT_POLICY.to_owned());
+        crate::password::PasswordRules::parse(&password_policy)
+            .map_err(|e| ConfigError(format!("PASSWORD_POLICY: {e}")))?;
+
+        Ok(Self {
+            tables,
+            signing_keys_secret_id: required("SIGNING_KEYS_SECRET_ID")?,
+            jwt_issuer: required("JWT_ISSUER")?,
+            jwt_audience: required("JWT_AUDIENCE")?,
+            access_token_ttl: number("ACCESS_TOKEN_TTL_SECONDS", 900, 30, 86_400)?,
+            refresh_token_ttl: number("REFRESH_TOKEN_TTL_SECONDS", 604_800, 60, 31_536_000)?,
+            login_rate_limit,
+            lockout_threshold: number("LOCKOUT_THRESHOLD", 5, 1, 1000)? as u32,
+            lockout_seconds: number("LOCKOUT_SECONDS", 1800, 1, 31_536_000)?,
+            refresh_cookie,
+            jwt_leeway: number("JWT_LEEWAY_SECONDS", 5, 0, 300)?,
+            hash_profile,
+            password_policy,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("USERS_TABLE", "u"),
+            ("REFRESH_TOKENS_TABLE", "r"),
+            ("API_KEYS_TABLE", "k"),
+            ("RATE_LIMITS_TABLE", "l"),
+            ("REVOKED_TOKENS_TABLE", "x"),
+            ("SIGNING_KEYS_SECRET_ID", "s"),
+            ("JWT_ISSUER", "https://issuer.example"),
+            ("JWT_AUDIENCE", "api"),
+        ])
+    }
+
+    fn load(map: &HashMap<&str, &str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| map.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let cfg = load(&base()).unwrap();
+        assert_eq!(cfg.access_token_ttl, 900);
+        assert_eq!(cfg.refresh_token_ttl, 604_800);
+        assert_eq!(
+            cfg.login_rate_limit,
+            RateLimit {
+                max: 5,
+                window_seconds: 900
+            }
+        );
+        assert_eq!(cfg.lockout_threshold, 5);
+        assert_eq!(cfg.lockout_seconds, 1800);
+        assert!(!cfg.refresh_cookie);
+        assert_eq!(cfg.jwt_leeway, 5);
+        assert_eq!(cfg.hash_profile, HashProfile::Production);
+    }
+
+    #[test]
+    fn every_required_variable_is_named_when_missing() {
+        for name in [
+            "USERS_TABLE",
+            "REFRESH_TOKENS_TABLE",
+            "API_KEYS_TABLE",
+            "RATE_LIMITS_TABLE",
+            "REVOKED_TOKENS_TABLE",
+            "SIGNING_KEYS_SECRET_ID",
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+        ] {
+            let mut map = base();
+            map.remove(name);
+            let err = load(&map).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+            map.insert(name, "   ");
+            assert!(load(&map).unwrap_err().to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_name() {
+        for (name, value) in [
+            ("LOGIN_RATE_LIMIT", "5"),
+            ("LOGIN_RATE_LIMIT", "0/900"),
+            ("LOGIN_RATE_LIMIT", "a/b"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "soon"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "-1"),
+            ("LOCKOUT_THRESHOLD", "0"),
+            ("REFRESH_COOKIE", "maybe"),
+            ("PASSWORD_HASH_PROFILE", "fast"),
+            ("PASSWORD_POLICY", "min=x"),
+        ] {
+            let mut map = base();
+            map.insert(name, value);
+            let err = load(&map).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn values_are_parsed() {
+        let mut map = base();
+        map.insert("LOGIN_RATE_LIMIT", " 10 / 60 ");
+        map.insert("REFRESH_COOKIE", "on");
+        map.insert("PASSWORD_HASH_PROFILE", "insecure-test");
+        let cfg = load(&map).unwrap();
+        assert_eq!(
+            cfg.login_rate_limit,
+            RateLimit {
+                max: 10,
+                window_seconds: 60
+            }
+        );
+        assert!(cfg.refresh_cookie);
+        assert_eq!(cfg.hash_profile, HashProfile::InsecureTest);
+    }
+}

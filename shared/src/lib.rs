@@ -1,0 +1,25 @@
+//! Portcullis: the library behind every Portcullis Lambda function and the admin CLI.
+//!
+//! `config` + `state` are built once per cold start; `handlers` are the per-request
+//! entrypoints; `login` (and friends) hold the use cases; `store` talks to DynamoDB;
+//! `token`, `keys` and `password` are the security primitives; `error` + `http` are the one
+//! place failures become responses.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod http;
+pub mod ids;
+pub mod keys;
+pub mod login;
+pub mod password;
+pub mod state;
+pub mod store;
+pub mod token;
+
+pub use error::Error;

@@ -1,0 +1,63 @@
+//! DynamoDB stores. Item <-> domain conversion lives here, beside the calls, and nowhere else.
+//! Every expiring item carries `expiresAt` (the table's TTL attribute); because TTL deletes
+//! lazily, every read checks expiry itself.
+
+pub mod rate_limits;
+pub mod refresh_tokens;
+pub mod users;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+use crate::error::StoreError;
+
+pub use rate_limits::RateLimitStore;
+pub use refresh_tokens::{RefreshRecord, RefreshStatus, RefreshTokenStore};
+pub use users::{User, UserStore};
+
+/// The name of the TTL attribute on every table that expires items.
+pub const TTL_ATTRIBUTE: &str = "expiresAt";
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn get_s(item: &Item, name: &str, op: &'static str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::corrupt(
+            op,
+            format!("attribute {name} missing or not a string"),
+        )),
+    }
+}
+
+pub(crate) fn get_n(item: &Item, name: &str, op: &'static str) -> Result<i64, StoreError> {
+    get_opt_n(item, name)
+        .ok_or_else(|| StoreError::corrupt(op, format!("attribute {name} missing or not a number")))
+}
+
+pub(crate) fn get_opt_n(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn get_bool(item: &Item, name: &str) -> bool {
+    matches!(item.get(name), Some(AttributeValue::Bool(true)))
+}
+
+/// Turn a builder's missing-field error into a store error (a bug, never user input).
+pub(crate) fn built<T>(
+    op: &'static str,
+    result: Result<T, aws_sdk_dynamodb::error::BuildError>,
+) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::corrupt(op, format!("request build: {e}")))
+}

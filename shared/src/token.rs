@@ -1,0 +1,503 @@
+//! Access and refresh tokens: signed JWTs with a type claim that keeps them from standing in
+//! for each other. The clock is always an argument.
+
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+use crate::ids;
+use crate::keys::KeyRing;
+
+/// Longest token we look at (bytes); longer input is refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenUse {
+    Access,
+    Refresh,
+}
+
+/// The claims of every Portcullis token. Unknown claims are ignored; duplicate claims make
+/// the token invalid (serde refuses duplicate fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    pub jti: String,
+    pub token_use: TokenUse,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The login family a refresh token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
+}
+
+/// Why a token was refused. Callers map it to the error code of their endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    Expired,
+    Invalid,
+}
+
+/// A signed token and the claims it carries.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub claims: Claims,
+}
+
+/// Signs and verifies tokens with the key ring, for one issuer and audience.
+#[derive(Debug, Clone)]
+pub struct TokenService {
+    ring: Arc<KeyRing>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+    /// Clock skew tolerated on exp/nbf/iat, in seconds. Small on purpose (default 5 s): the
+    /// `jsonwebtoken` default of 60 s would keep a token alive a minute past its expiry.
+    pub leeway: i64,
+}
+
+impl TokenService {
+    pub fn new(
+        ring: Arc<KeyRing>,
+        issuer: String,
+        audience: String,
+        access_ttl: i64,
+        refresh_ttl: i64,
+        leeway: i64,
+    ) -> Self {
+        Self {
+            ring,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+            leeway,
+        }
+    }
+
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    fn sign(&self, claims: Claims) -> Result<Issued, crate::Error> {
+        let key = self.ring.signer();
+        let mut header = Header::new(key.alg);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, key.encoding())
+            .map_err(|e| crate::Error::internal(format!("signing failed: {e}")))?;
+        Ok(Issued { token, claims })
+    }
+
+    pub fn issue_access(
+        &self,
+        user_id: &str,
+        email: &str,
+        role: &str,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
+        self.sign(Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_owned(),
+            exp: now + self.access_ttl,
+            iat: now,
+            nbf: None,
+            jti: ids::new_id("at"),
+            token_use: TokenUse::Access,
+            email: Some(email.to_owned()),
+            role: Some(role.to_owned()),
+            fam: None,
+        })
+    }
+
+    pub fn issue_refresh(
+        &self,
+        user_id: &str,
+        email: &str,
+        family: &str,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
+        self.sign(Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: user_id.to_owned(),
+            exp: now + self.refresh_ttl,
+            iat: now,
+            nbf: None,
+            jti: ids::new_id("rt"),
+            token_use: TokenUse::Refresh,
+            email: Some(email.to_owned()),
+            role: None,
+            fam: Some(family.to_owned()),
+        })
+    }
+
+    /// Verify signature (with the key its `kid` names, pinned to that key's algorithm),
+    /// issuer, audience, type and times against `now`.
+    pub fn verify(&self, token: &str, expected: TokenUse, now: i64) -> Result<Claims, TokenError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        // We understand no critical extensions, and we never take keys from the token.
+        if header.crit.is_some()
+            || header.jwk.is_some()
+            || header.jku.is_some()
+            || header.x5u.is_some()
+        {
+            return Err(TokenError::Invalid);
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
+        let key = self.ring.find(kid).ok_or(TokenError::Invalid)?;
+        if header.alg != key.alg {
+            return Err(TokenError::Invalid);
+        }
+        let mut validation = Validation::new(key.alg);
+        // Times are checked below against the caller's clock, not the system's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        let data = jsonwebtoken::decode::<Claims>(token, key.decoding(), &validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        if claims.token_use != expected || claims.iss != self.issuer || claims.aud != self.audience
+        {
+            return Err(TokenError::Invalid);
+        }
+        if claims.sub.is_empty() || claims.jti.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        if claims.iat > now + self.leeway || claims.nbf.is_some_and(|nbf| nbf > now + self.leeway) {
+            return Err(TokenError::Invalid);
+        }
+        if claims.exp <= now - self.leeway {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use jsonwebtoken::Algorithm;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn service_with(ring: KeyRing) -> TokenService {
+        TokenService::new(
+            Arc::new(ring),
+            "https://auth.example".into(),
+            "api".into(),
+            900,
+            3600,
+            5,
+        )
+    }
+
+    fn service() -> TokenService {
+        let set = serde_json::json!({"keys": [KeyRing::generate_jwk(Algorithm::HS256).unwrap()]});
+        service_with(KeyRing::from_secret(&set.to_string()).unwrap())
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Re-sign arbitrary header/claims JSON with the service's signing key.
+    fn forge(svc: &TokenService, header: serde_json::Value, claims: serde_json::Value) -> String {
+        let key = svc.ring().signer();
+        let message = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key.encoding(), key.alg).unwrap();
+        format!("{message}.{sig}")
+    }
+
+    fn good_claims(svc: &TokenService) -> serde_json::Value {
+        serde_json::to_value(
+            svc.issue_access("usr_1", "a@example.com", "user", NOW)
+                .unwrap()
+                .claims,
+        )
+        .unwrap()
+    }
+
+    fn header(svc: &TokenService) -> serde_json::Value {
+        serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": svc.ring().signer().kid})
+    }
+
+    #[test]
+    fn access_round_trip_carries_every_claim() {
+        let svc = service();
+        let issued = svc
+            .issue_access("usr_1", "a@example.com", "admin", NOW)
+            .unwrap();
+        let claims = svc
+            .verify(&issued.token, TokenUse::Access, NOW + 10)
+            .unwrap();
+        assert_eq!(claims, issued.claims);
+        assert_eq!((claims.iat, claims.exp), (NOW, NOW + 900));
+        assert_eq!(claims.role.as_deref(), Some("admin"));
+        assert!(claims.jti.starts_with("at_"));
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(
+            header.kid.as_deref(),
+            Some(svc.ring().signer().kid.as_str())
+        );
+    }
+
+    #[test]
+    fn types_never_stand_in_for_each_other() {
+        let svc = service();
+        let access = svc
+            .issue_access("usr_1", "a@example.com", "user", NOW)
+            .unwrap()
+            .token;
+        let refresh = svc
+            .issue_refresh("usr_1", "a@example.com", "fam_1", NOW)
+            .unwrap()
+            .token;
+        assert_eq!(
+            svc.verify(&access, TokenUse::Refresh, NOW),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            svc.verify(&refresh, TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            svc.verify(&refresh, TokenUse::Refresh, NOW)
+                .unwrap()
+                .fam
+                .as_deref(),
+            Some("fam_1")
+        );
+    }
+
+    #[test]
+    fn expiry_uses_the_given_clock_and_small_leeway() {
+        let svc = service();
+        let token = svc
+            .issue_access("usr_1", "a@example.com", "user", NOW)
+            .unwrap()
+            .token;
+        assert!(svc.verify(&token, TokenUse::Access, NOW + 900).is_ok()); // within leeway
+        assert!(svc.verify(&token, TokenUse::Access, NOW + 904).is_ok());
+        assert_eq!(
+            svc.verify(&token, TokenUse::Access, NOW + 905),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            svc.verify(&token, TokenUse::Access, NOW + 100_000),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn not_yet_valid_and_future_iat_are_refused() {
+        let svc = service();
+        let mut claims = good_claims(&svc);
+        claims["nbf"] = serde_json::json!(NOW + 60);
+        assert_eq!(
+            svc.verify(&forge(&svc, header(&svc), claims), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        let mut claims = good_claims(&svc);
+        claims["iat"] = serde_json::json!(NOW + 60);
+        assert_eq!(
+            svc.verify(&forge(&svc, header(&svc), claims), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        let mut claims = good_claims(&svc);
+        claims["iat"] = serde_json::json!(NOW + 3);
+        assert!(
+            svc.verify(&forge(&svc, header(&svc), claims), TokenUse::Access, NOW)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn wrong_issuer_audience_or_missing_claims_are_refused() {
+        let svc = service();
+        for (name, value) in [
+            ("iss", serde_json::json!("https://evil.example")),
+            ("aud", serde_json::json!("other-api")),
+            ("aud", serde_json::json!(["other-api", "x"])),
+            ("token_use", serde_json::json!("id")),
+            ("sub", serde_json::json!("")),
+            ("exp", serde_json::json!("tomorrow")),
+        ] {
+            let mut claims = good_claims(&svc);
+            claims[name] = value;
+            assert_eq!(
+                svc.verify(&forge(&svc, header(&svc), claims), TokenUse::Access, NOW),
+                Err(TokenError::Invalid),
+                "{name}"
+            );
+        }
+        for name in ["exp", "iss", "aud", "sub", "jti", "token_use"] {
+            let mut claims = good_claims(&svc);
+            claims.as_object_mut().unwrap().remove(name);
+            assert_eq!(
+                svc.verify(&forge(&svc, header(&svc), claims), TokenUse::Access, NOW),
+                Err(TokenError::Invalid),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_unknown_kid_none_and_crit_are_refused() {
+        let svc = service();
+        let token = svc
+            .issue_access("usr_1", "a@example.com", "user", NOW)
+            .unwrap()
+            .token;
+        let parts: Vec<&str> = token.split('.').collect();
+        // payload tampered: role escalated, old signature kept
+        let mut claims = good_claims(&svc);
+        claims["role"] = serde_json::json!("admin");
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(claims.to_string().as_bytes()),
+            parts[2]
+        );
+        assert_eq!(
+            svc.verify(&tampered, TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        // stripped signature
+        assert_eq!(
+            svc.verify(
+                &format!("{}.{}.", parts[0], parts[1]),
+                TokenUse::Access,
+                NOW
+            ),
+            Err(TokenError::Invalid)
+        );
+        // unknown / missing kid
+        let mut h = header(&svc);
+        h["kid"] = serde_json::json!("unknown");
+        assert_eq!(
+            svc.verify(&forge(&svc, h, good_claims(&svc)), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        let mut h = header(&svc);
+        h.as_object_mut().unwrap().remove("kid");
+        assert_eq!(
+            svc.verify(&forge(&svc, h, good_claims(&svc)), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        // crit header
+        let mut h = header(&svc);
+        h["crit"] = serde_json::json!(["exp"]);
+        assert_eq!(
+            svc.verify(&forge(&svc, h, good_claims(&svc)), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        // alg none in several casings, unsigned
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let h = serde_json::json!({"alg": alg, "kid": svc.ring().signer().kid});
+            let unsigned = format!(
+                "{}.{}.",
+                b64(h.to_string().as_bytes()),
+                b64(good_claims(&svc).to_string().as_bytes())
+            );
+            assert_eq!(
+                svc.verify(&unsigned, TokenUse::Access, NOW),
+                Err(TokenError::Invalid),
+                "{alg}"
+            );
+        }
+        // header alg that differs from the key's pinned alg (signature made with HS384 semantics)
+        let mut h = header(&svc);
+        h["alg"] = serde_json::json!("HS384");
+        assert_eq!(
+            svc.verify(&forge(&svc, h, good_claims(&svc)), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+        // garbage and oversized input
+        for junk in ["", "a", "a.b", "a.b.c", "....", "€.€.€"] {
+            assert_eq!(
+                svc.verify(junk, TokenUse::Access, NOW),
+                Err(TokenError::Invalid),
+                "{junk}"
+            );
+        }
+        assert_eq!(
+            svc.verify(&"a".repeat(MAX_TOKEN_BYTES + 1), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn duplicate_claims_are_refused() {
+        let svc = service();
+        let claims = good_claims(&svc).to_string();
+        let duplicated = claims.replacen("{", r#"{"sub":"usr_admin","#, 1);
+        let key = svc.ring().signer();
+        let message = format!(
+            "{}.{}",
+            b64(header(&svc).to_string().as_bytes()),
+            b64(duplicated.as_bytes())
+        );
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), key.encoding(), key.alg).unwrap();
+        assert_eq!(
+            svc.verify(&format!("{message}.{sig}"), TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn a_key_removed_from_the_ring_no_longer_verifies_and_an_old_key_still_does() {
+        let old = KeyRing::generate_jwk(Algorithm::HS256).unwrap();
+        let new = KeyRing::generate_jwk(Algorithm::EdDSA).unwrap();
+        let before = service_with(
+            KeyRing::from_secret(&serde_json::json!({"keys": [old.clone()]}).to_string()).unwrap(),
+        );
+        let token = before
+            .issue_access("usr_1", "a@example.com", "user", NOW)
+            .unwrap()
+            .token;
+        let rotated = service_with(
+            KeyRing::from_secret(&serde_json::json!({"keys": [new.clone(), old]}).to_string())
+                .unwrap(),
+        );
+        assert!(rotated.verify(&token, TokenUse::Access, NOW).is_ok());
+        let fresh = rotated
+            .issue_access("usr_1", "a@example.com", "user", NOW)
+            .unwrap()
+            .token;
+        assert_eq!(
+            jsonwebtoken::decode_header(&fresh).unwrap().alg,
+            Algorithm::EdDSA
+        );
+        assert!(rotated.verify(&fresh, TokenUse::Access, NOW).is_ok());
+        let retired = service_with(
+            KeyRing::from_secret(&serde_json::json!({"keys": [new]}).to_string()).unwrap(),
+        );
+        assert_eq!(
+            retired.verify(&token, TokenUse::Access, NOW),
+            Err(TokenError::Invalid)
+        );
+    }
+}

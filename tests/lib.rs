@@ -1,0 +1,235 @@
+//! Test support: the local stack started by `scripts/with-stack.sh`, isolated tables per
+//! test, a DynamoDB request counter, and an HTTPS client for `cargo lambda watch`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use portcullis::config::{Config, HashProfile, Tables};
+use portcullis::keys::KeyRing;
+use portcullis::state::{AppState, AwsClients};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through `make test` (scripts/with-stack.sh starts the local stack)")
+    })
+}
+
+/// The emulator's endpoint (`http://127.0.0.1:PORT`).
+pub fn aws_endpoint() -> String {
+    env("PORTCULLIS_TEST_AWS_ENDPOINT")
+}
+
+/// The base URL of `cargo lambda watch` over plain HTTP.
+pub fn watch_url() -> String {
+    env("PORTCULLIS_TEST_WATCH_URL")
+}
+
+/// The base URL of `cargo lambda watch` over HTTPS (trust `PORTCULLIS_TEST_CA`).
+pub fn tls_url() -> String {
+    env("PORTCULLIS_TEST_TLS_URL")
+}
+
+/// `http://127.0.0.1:PORT/lambda-url/NAME/`.
+pub fn function_url(name: &str) -> String {
+    format!("{}/lambda-url/{name}/", watch_url())
+}
+
+/// `https://127.0.0.1:PORT/lambda-url/NAME/`.
+pub fn tls_function_url(name: &str) -> String {
+    format!("{}/lambda-url/{name}/", tls_url())
+}
+
+/// The variables the functions under `cargo lambda watch` run with.
+pub fn watch_env() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(env("PORTCULLIS_TEST_ENV_FILE")).expect("env file");
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Counts the DynamoDB requests each operation sends (one per attempt on the wire).
+#[derive(Debug, Default, Clone)]
+pub struct RequestCounter {
+    counts: Arc<Mutex<BTreeMap<String, usize>>>,
+}
+
+impl RequestCounter {
+    pub fn total(&self) -> usize {
+        self.counts.lock().unwrap().values().sum()
+    }
+
+    pub fn by_operation(&self) -> BTreeMap<String, usize> {
+        self.counts.lock().unwrap().clone()
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().unwrap().clear();
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let name = cfg
+            .load::<Metadata>()
+            .map(|m| m.name().to_owned())
+            .unwrap_or_else(|| "?".into());
+        *self.counts.lock().unwrap().entry(name).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// AWS clients for the emulator, the DynamoDB one counting its requests.
+pub async fn clients(counter: &RequestCounter) -> AwsClients {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(aws_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "tests",
+        ))
+        .load()
+        .await;
+    let dynamo_conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .interceptor(counter.clone())
+        .build();
+    AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamo_conf),
+        secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+    }
+}
+
+/// A configuration over tables with a unique prefix, so tests never see each other's data.
+pub fn config(prefix: &str, overrides: &[(&str, &str)]) -> Config {
+    let tables = Tables::with_prefix(prefix);
+    let mut map: BTreeMap<String, String> = BTreeMap::from([
+        ("USERS_TABLE".into(), tables.users.clone()),
+        ("REFRESH_TOKENS_TABLE".into(), tables.refresh_tokens.clone()),
+        ("API_KEYS_TABLE".into(), tables.api_keys.clone()),
+        ("RATE_LIMITS_TABLE".into(), tables.rate_limits.clone()),
+        ("REVOKED_TOKENS_TABLE".into(), tables.revoked_tokens.clone()),
+        (
+            "SIGNING_KEYS_SECRET_ID".into(),
+            format!("{prefix}signing-keys"),
+        ),
+        ("JWT_ISSUER".into(), "https://auth.test".into()),
+        ("JWT_AUDIENCE".into(), "portcullis-test".into()),
+        ("PASSWORD_HASH_PROFILE".into(), "insecure-test".into()),
+    ]);
+    for (k, v) in overrides {
+        map.insert((*k).into(), (*v).into());
+    }
+    Config::from_lookup(|k| map.get(k).cloned()).expect("test config")
+}
+
+/// A fresh, isolated world: its own tables and signing secret in the emulator, and the
+/// app state over them (cheap argon2 unless `PASSWORD_HASH_PROFILE` is overridden).
+pub struct World {
+    pub state: AppState,
+    pub counter: RequestCounter,
+}
+
+impl World {
+    pub async fn new(overrides: &[(&str, &str)]) -> Self {
+        let prefix = format!(
+            "t{}-",
+            portcullis::ids::new_id("w")
+                .replace(['_', '-'], "")
+                .to_lowercase()
+        );
+        let config = config(&prefix, overrides);
+        let counter = RequestCounter::default();
+        let aws = clients(&counter).await;
+        portcullis::admin::init_from_config(&aws, &config, jsonwebtoken::Algorithm::HS256)
+            .await
+            .expect("init tables");
+        let ring: KeyRing = aws
+            .load_key_ring(&config.signing_keys_secret_id)
+            .await
+            .expect("key ring");
+        counter.reset();
+        Self {
+            state: AppState::new(config, aws, ring),
+            counter,
+        }
+    }
+
+    /// Create a user with the state's own policy and return it.
+    pub async fn user(&self, email: &str, password: &str, role: &str) -> portcullis::store::User {
+        let user = portcullis::admin::create_user(
+            &self.state.users,
+            &self.state.hashing,
+            &self.state.password_rules,
+            email,
+            role,
+            password,
+            1_700_000_000,
+        )
+        .await
+        .expect("create user");
+        self.counter.reset();
+        user
+    }
+
+    pub fn is_fast_hashing(&self) -> bool {
+        self.state.config.hash_profile == HashProfile::InsecureTest
+    }
+}
+
+/// An HTTP(S) client that trusts the local CA of `cargo lambda watch`.
+pub fn https_client() -> reqwest::Client {
+    let ca = std::fs::read(env("PORTCULLIS_TEST_CA")).expect("CA file");
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// Run the stack's `portcullis` CLI with the watch environment.
+pub fn cli(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write;
+    let bin = env!("CARGO_MANIFEST_DIR").to_owned() + "/../target/debug/portcullis";
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(args)
+        .envs(watch_env())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .expect("spawn portcullis CLI (cargo build --workspace --bins first)");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+/// A unique email for one test.
+pub fn unique_email(tag: &str) -> String {
+    format!(
+        "{tag}-{}@example.com",
+        portcullis::ids::new_id("e")
+            .replace(['_', '-'], "")
+            .to_lowercase()
+    )
+}
