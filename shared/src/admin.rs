@@ -254,6 +254,7 @@ pub async fn create_user(
         locked_until: None,
         disabled: false,
         created_at: now,
+        sessions_not_before: None,
     };
     if !users.create(&user).await? {
         return Err(Error::validation("a user with this email already exists"));

@@ -94,6 +94,11 @@ pub struct Config {
     pub hash_profile: HashProfile,
     /// `PASSWORD_POLICY`, e.g. `min=8,upper,lower,digit,special` (the default).
     pub password_policy: String,
+    /// Seconds after a rotation during which presenting the spent token again is treated
+    /// as a concurrent request of the same client (refused, family kept), not as reuse.
+    pub refresh_reuse_grace: i64,
+    /// Path the refresh cookie is scoped to (cookie mode).
+    pub refresh_cookie_path: String,
 }
 
 /// A variable is missing or has a value we cannot use. The message names it.
@@ -190,6 +195,21 @@ impl Config {
             jwt_leeway: number("JWT_LEEWAY_SECONDS", 5, 0, 300)?,
             hash_profile,
             password_policy,
+            refresh_reuse_grace: number("REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300)?,
+            refresh_cookie_path: match get("REFRESH_COOKIE_PATH") {
+                None => "/auth".to_owned(),
+                Some(p)
+                    if p.starts_with('/')
+                        && p.chars().all(|c| c.is_ascii_graphic() && c != ';') =>
+                {
+                    p
+                }
+                Some(_) => {
+                    return Err(ConfigError(
+                        "REFRESH_COOKIE_PATH must be a path starting with /".into(),
+                    ));
+                }
+            },
         })
     }
 }

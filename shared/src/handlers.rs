@@ -1,13 +1,77 @@
 //! Entrypoints: event -> domain call -> response. Each function's `main` only wires one of
 //! these to the runtime.
 
-use lambda_http::http::Method;
+use lambda_http::http::{HeaderValue, Method, header};
 use lambda_http::{Body, Request, Response};
+use serde_json::json;
 
+use crate::cookies;
 use crate::error::Error;
-use crate::http::{self, data_response, json_object, require_method, required_str, respond};
+use crate::http::{
+    self, data_response, header_str, json_object, optional_str, require_method, required_str,
+    respond,
+};
 use crate::login::{self, Credentials};
+use crate::session::{self, LogoutScope};
 use crate::state::AppState;
+
+/// The HTTP functions this library serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpFunction {
+    Login,
+    Refresh,
+    Logout,
+}
+
+impl HttpFunction {
+    async fn handle(self, state: &AppState, req: Request, now: i64) -> Response<Body> {
+        match self {
+            Self::Login => login(state, req, now).await,
+            Self::Refresh => refresh(state, req, now).await,
+            Self::Logout => logout(state, req, now).await,
+        }
+    }
+}
+
+/// Run an HTTP function: build the state once (cold start), then serve every request with
+/// the system clock. A cold-start failure ends the process with a message that names its
+/// cause, as Lambda expects.
+pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let state = AppState::from_env().await?;
+    let state = &state;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        Ok::<_, lambda_http::Error>(function.handle(state, req, crate::state::now()).await)
+    }))
+    .await
+}
+
+fn with_cookies(mut resp: Response<Body>, cookies: Vec<String>) -> Response<Body> {
+    for value in cookies {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// The body as a JSON object, or an empty object when there is no body at all.
+fn optional_json_object(
+    req: &Request,
+) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Map::new());
+    }
+    json_object(req)
+}
+
+/// The bearer token of `Authorization: Bearer <token>`, if any.
+pub fn bearer(req: &Request) -> Option<&str> {
+    let value = header_str(req, "authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
 
 /// `POST` login (function URL or `POST /auth/login`).
 pub async fn login(state: &AppState, req: Request, now: i64) -> Response<Body> {
@@ -22,5 +86,119 @@ async fn login_inner(state: &AppState, req: &Request, now: i64) -> Result<Respon
         password: required_str(&body, "password")?.to_owned(),
     };
     let out = login::login(state, &credentials, &http::source_ip(req), now).await?;
-    Ok(data_response(200, &out))
+    let resp = data_response(200, &out);
+    Ok(if state.config.refresh_cookie {
+        let cookies = cookies::set_session_cookies(
+            &out.tokens.refresh_token,
+            state.config.refresh_token_ttl,
+            &state.config.refresh_cookie_path,
+        );
+        with_cookies(resp, cookies)
+    } else {
+        resp
+    })
+}
+
+/// `POST` refresh: `{"refreshToken"}`, or the refresh cookie (+ CSRF header) in cookie mode.
+pub async fn refresh(state: &AppState, req: Request, now: i64) -> Response<Body> {
+    respond(refresh_inner(state, &req, now).await)
+}
+
+async fn refresh_inner(state: &AppState, req: &Request, now: i64) -> Result<Response<Body>, Error> {
+    require_method(req, Method::POST, "POST")?;
+    let body = optional_json_object(req)?;
+    let token = match optional_str(&body, "refreshToken")? {
+        Some(token) if !token.is_empty() => token.to_owned(),
+        Some(_) => return Err(Error::MissingRefreshToken),
+        None => match state
+            .config
+            .refresh_cookie
+            .then(|| cookies::request_cookie(req, cookies::REFRESH_COOKIE))
+            .flatten()
+        {
+            Some(token) => {
+                cookies::check_csrf(req)?;
+                token
+            }
+            None => return Err(Error::MissingRefreshToken),
+        },
+    };
+    let out = session::refresh(state, &token, &http::source_ip(req), now).await?;
+    let resp = data_response(200, &json!({"tokens": out.tokens}));
+    Ok(if state.config.refresh_cookie {
+        let cookies = cookies::set_session_cookies(
+            &out.tokens.refresh_token,
+            state.config.refresh_token_ttl,
+            &state.config.refresh_cookie_path,
+        );
+        with_cookies(resp, cookies)
+    } else {
+        resp
+    })
+}
+
+/// `POST` logout: `Authorization: Bearer` + `{"refreshToken"}` or `{"allSessions": true}`.
+pub async fn logout(state: &AppState, req: Request, now: i64) -> Response<Body> {
+    respond(logout_inner(state, &req, now).await)
+}
+
+async fn logout_inner(state: &AppState, req: &Request, now: i64) -> Result<Response<Body>, Error> {
+    require_method(req, Method::POST, "POST")?;
+    let body = optional_json_object(req)?;
+    let all = match body.get("allSessions") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::validation("field `allSessions` must be a boolean")),
+    };
+    let body_token = optional_str(&body, "refreshToken")?
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let cookie_token = state
+        .config
+        .refresh_cookie
+        .then(|| cookies::request_cookie(req, cookies::REFRESH_COOKIE))
+        .flatten();
+    let scope_token = body_token.or(cookie_token);
+    let scope = match (&scope_token, all) {
+        (_, true) => LogoutScope::All,
+        (Some(token), false) => LogoutScope::Session(token),
+        (None, false) => {
+            // Authenticate first so a bearer problem is reported as such.
+            if bearer(req).is_none() {
+                return Err(Error::MissingToken);
+            }
+            return Err(Error::MissingRefreshToken);
+        }
+    };
+    session::logout(state, bearer(req), scope, &http::source_ip(req), now).await?;
+    let resp = http::no_content();
+    Ok(if state.config.refresh_cookie {
+        with_cookies(
+            resp,
+            cookies::clear_session_cookies(&state.config.refresh_cookie_path),
+        )
+    } else {
+        resp
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_auth(value: &str) -> Request {
+        lambda_http::http::Request::builder()
+            .header("authorization", value)
+            .body(Body::Empty)
+            .unwrap()
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer(&with_auth("Bearer a.b.c")), Some("a.b.c"));
+        assert_eq!(bearer(&with_auth("bearer a.b.c ")), Some("a.b.c"));
+        assert_eq!(bearer(&with_auth("Basic abc")), None);
+        assert_eq!(bearer(&with_auth("Bearer ")), None);
+        assert_eq!(bearer(&with_auth("Bearer")), None);
+    }
 }

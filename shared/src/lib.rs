@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod cookies;
 pub mod error;
 pub mod handlers;
 pub mod http;
@@ -18,6 +19,7 @@ pub mod ids;
 pub mod keys;
 pub mod login;
 pub mod password;
+pub mod session;
 pub mod state;
 pub mod store;
 pub mod token;

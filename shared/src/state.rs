@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::{StoreError, StoreErrorKind};
 use crate::keys::KeyRing;
 use crate::password::{HashingPolicy, PasswordRules};
-use crate::store::{RateLimitStore, RefreshTokenStore, UserStore};
+use crate::store::{RateLimitStore, RefreshTokenStore, RevokedStore, UserStore};
 use crate::token::TokenService;
 
 /// Why a cold start failed. The message names the cause (a variable, the secret id), never
@@ -86,6 +86,7 @@ pub struct AppState {
     pub users: UserStore,
     pub refresh_tokens: RefreshTokenStore,
     pub rate_limits: RateLimitStore,
+    pub revoked: RevokedStore,
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
     pub password_rules: PasswordRules,
@@ -132,6 +133,7 @@ impl AppState {
                 &config.tables.refresh_tokens,
             ),
             rate_limits: RateLimitStore::new(aws.dynamodb.clone(), &config.tables.rate_limits),
+            revoked: RevokedStore::new(aws.dynamodb.clone(), &config.tables.revoked_tokens),
             tokens,
             hashing,
             password_rules,

@@ -3,4 +3,5 @@
 mod http_login;
 mod invoke;
 mod login_flow;
+mod sessions;
 mod stores;

@@ -4,6 +4,7 @@
 
 pub mod rate_limits;
 pub mod refresh_tokens;
+pub mod revoked;
 pub mod users;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -12,7 +13,8 @@ use std::collections::HashMap;
 use crate::error::StoreError;
 
 pub use rate_limits::RateLimitStore;
-pub use refresh_tokens::{RefreshRecord, RefreshStatus, RefreshTokenStore};
+pub use refresh_tokens::{RefreshRecord, RefreshStatus, RefreshTokenStore, RotateRefused};
+pub use revoked::{RevocationSet, RevokedStore};
 pub use users::{User, UserStore};
 
 /// The name of the TTL attribute on every table that expires items.
@@ -35,6 +37,13 @@ pub(crate) fn get_s(item: &Item, name: &str, op: &'static str) -> Result<String,
             op,
             format!("attribute {name} missing or not a string"),
         )),
+    }
+}
+
+pub(crate) fn get_opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
     }
 }
 

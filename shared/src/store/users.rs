@@ -18,9 +18,16 @@ pub struct User {
     pub locked_until: Option<i64>,
     pub disabled: bool,
     pub created_at: i64,
+    /// Refresh tokens issued at or before this time are void ("log out everywhere").
+    pub sessions_not_before: Option<i64>,
 }
 
 impl User {
+    /// Whether a refresh token issued at `iat` may still be used by this user.
+    pub fn session_allowed(&self, iat: i64) -> bool {
+        !self.disabled && self.sessions_not_before.is_none_or(|cutoff| iat > cutoff)
+    }
+
     pub fn is_locked(&self, now: i64) -> bool {
         self.locked_until.is_some_and(|until| until > now)
     }
@@ -41,6 +48,9 @@ impl User {
         if let Some(until) = self.locked_until {
             item.insert("lockedUntil".into(), n(until));
         }
+        if let Some(at) = self.sessions_not_before {
+            item.insert("sessionsNotBefore".into(), n(at));
+        }
         item
     }
 
@@ -57,6 +67,7 @@ impl User {
             locked_until: get_opt_n(item, "lockedUntil").filter(|v| *v > 0),
             disabled: get_bool(item, "disabled"),
             created_at: get_n(item, "createdAt", OP)?,
+            sessions_not_before: get_opt_n(item, "sessionsNotBefore"),
         })
     }
 }
@@ -187,6 +198,18 @@ impl UserStore {
             .await
             .map_err(|e| StoreError::from_sdk("users.record_success", e))?;
         Ok(())
+    }
+
+    /// Void every refresh token issued at or before `now` (checked at refresh, with the user
+    /// read refresh makes anyway). `false` when there is no such user.
+    pub async fn end_sessions(&self, email: &str, now: i64) -> Result<bool, StoreError> {
+        self.update_existing(
+            "users.end_sessions",
+            email,
+            "SET sessionsNotBefore = :now",
+            &[(":now", n(now))],
+        )
+        .await
     }
 
     /// Clear a lockout. `false` when there is no such user.

@@ -1,0 +1,175 @@
+//! refresh and logout: single-use refresh tokens with rotation in one conditional
+//! transaction, reuse detection that revokes the whole login family (RFC 9700 §4.14.2), and
+//! logout that revokes refresh tokens and the presented access token at once. A revocation
+//! entry lasts until the token could no longer verify anyway (its `exp` plus the leeway). A revocation
+//! entry lasts until the token could no longer verify anyway (its `exp` plus the leeway).
+//!
+//! DynamoDB requests: a successful refresh = 2 (user GetItem + one TransactWriteItems);
+//! logout of one session = 2 (refresh token UpdateItem + revoked-jti PutItem).
+
+use crate::error::Error;
+use crate::ids;
+use crate::login::{TokenPair, new_refresh_record, pair};
+use crate::state::AppState;
+use crate::store::RotateRefused;
+use crate::token::{TokenError, TokenUse};
+
+/// What a successful refresh returns.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub tokens: TokenPair,
+    pub user_id: String,
+    pub family_id: String,
+}
+
+/// Rotate `token`: exactly one concurrent presentation wins; a later presentation of a spent
+/// token revokes its family. A spent token presented again within `refresh_reuse_grace`
+/// seconds of its rotation is refused WITHOUT revoking the family: that is two tabs of one
+/// honest client racing, not theft (the loser gets no tokens either way).
+pub async fn refresh(
+    state: &AppState,
+    token: &str,
+    client_ip: &str,
+    now: i64,
+) -> Result<Refreshed, Error> {
+    let claims = state
+        .tokens
+        .verify(token, TokenUse::Refresh, now)
+        .map_err(|_| Error::InvalidRefreshToken)?;
+    let (Some(family_id), Some(email)) = (claims.fam.clone(), claims.email.clone()) else {
+        return Err(Error::InvalidRefreshToken);
+    };
+    let user = match state.users.get(&email).await? {
+        Some(user) if user.id == claims.sub && user.session_allowed(claims.iat) => user,
+        _ => {
+            tracing::info!(audit = "refresh_refused_user", user_id = %claims.sub, family_id = %family_id, client_ip = %client_ip, "refresh");
+            return Err(Error::InvalidRefreshToken);
+        }
+    };
+    let old_hash = ids::digest(token);
+    let access = state
+        .tokens
+        .issue_access(&user.id, &user.email, &user.role, now)?;
+    let next = state
+        .tokens
+        .issue_refresh(&user.id, &user.email, &family_id, now)?;
+    let record = new_refresh_record(&next, &user, &family_id);
+    match state
+        .refresh_tokens
+        .rotate(&old_hash, &user.id, &record, now)
+        .await?
+    {
+        Ok(()) => {
+            tracing::info!(audit = "refresh_succeeded", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
+            Ok(Refreshed {
+                tokens: pair(&access, &next),
+                user_id: user.id,
+                family_id,
+            })
+        }
+        Err(RotateRefused::Spent {
+            spent_at,
+            family_id,
+        }) if now - spent_at <= state.config.refresh_reuse_grace => {
+            tracing::info!(audit = "refresh_race_lost", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
+            Err(Error::InvalidRefreshToken)
+        }
+        Err(RotateRefused::Spent { family_id, .. }) => {
+            let revoked = state
+                .refresh_tokens
+                .revoke_family(&family_id, &old_hash, now)
+                .await?;
+            tracing::warn!(audit = "refresh_reuse_detected", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, revoked, "refresh");
+            Err(Error::InvalidRefreshToken)
+        }
+        Err(reason) => {
+            tracing::info!(audit = "refresh_refused", reason = ?reason, user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
+            Err(Error::InvalidRefreshToken)
+        }
+    }
+}
+
+/// What to log out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutScope<'a> {
+    /// The session of this refresh token (it must belong to the caller).
+    Session(&'a str),
+    /// Every session of the caller.
+    All,
+}
+
+/// Log out. `bearer` is the access token from `Authorization: Bearer`.
+pub async fn logout(
+    state: &AppState,
+    bearer: Option<&str>,
+    scope: LogoutScope<'_>,
+    client_ip: &str,
+    now: i64,
+) -> Result<(), Error> {
+    let access = state
+        .tokens
+        .verify(bearer.ok_or(Error::MissingToken)?, TokenUse::Access, now)
+        .map_err(|e| match e {
+            TokenError::Expired => Error::TokenExpired,
+            TokenError::Invalid => Error::InvalidToken,
+        })?;
+    match scope {
+        LogoutScope::Session(refresh_token) => {
+            // Only a refresh token we signed for this very user is considered; anything else
+            // changes nothing. An expired one has nothing left to revoke.
+            let refresh_claims = match state.tokens.verify(refresh_token, TokenUse::Refresh, now) {
+                Ok(claims) => Some(claims),
+                Err(TokenError::Expired) => None,
+                Err(TokenError::Invalid) => return Err(Error::InvalidRefreshToken),
+            };
+            if let Some(claims) = refresh_claims {
+                if claims.sub != access.sub {
+                    tracing::warn!(audit = "logout_refused_foreign_token", user_id = %access.sub, client_ip = %client_ip, "logout");
+                    return Err(Error::InvalidRefreshToken);
+                }
+                let hash = ids::digest(refresh_token);
+                if let Some(old) = state
+                    .refresh_tokens
+                    .revoke_owned(&hash, &access.sub, now)
+                    .await?
+                {
+                    if old.user_id != access.sub {
+                        return Err(Error::InvalidRefreshToken);
+                    }
+                    if old.status == crate::store::RefreshStatus::Spent {
+                        // An older token of the session: end the whole session.
+                        state
+                            .refresh_tokens
+                            .revoke_family(&old.family_id, &hash, now)
+                            .await?;
+                    }
+                }
+            }
+            state
+                .revoked
+                .revoke_jti(&access.jti, access.exp + state.config.jwt_leeway, now)
+                .await?;
+            tracing::info!(audit = "logout", user_id = %access.sub, client_ip = %client_ip, "logout");
+        }
+        LogoutScope::All => {
+            if let Some(email) = access.email.as_deref() {
+                state.users.end_sessions(email, now).await?;
+            }
+            let revoked = state.refresh_tokens.revoke_user(&access.sub, now).await?;
+            state
+                .revoked
+                .revoke_user(
+                    &access.sub,
+                    now,
+                    state.config.access_token_ttl + state.config.jwt_leeway,
+                )
+                .await?;
+            state
+                .revoked
+                .revoke_jti(&access.jti, access.exp + state.config.jwt_leeway, now)
+                .await?;
+            tracing::info!(audit = "logout_all_sessions", user_id = %access.sub, client_ip = %client_ip, revoked, "logout");
+        }
+    }
+    Ok(())
+}
