@@ -18,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-setsid moto_server -H 127.0.0.1 -p "$aws_port" >"$root/.local/moto.log" 2>&1 &
+setsid python "$root/scripts/moto-server.py" "$aws_port" >"$root/.local/moto.log" 2>&1 &
 pids+=($!)
 python3 "$root/scripts/wait-http.py" "$endpoint/moto-api/" 30
 

@@ -27,7 +27,7 @@ watch_port=$(python3 "$root/scripts/free-port.py")
 tls_port=$(python3 "$root/scripts/free-port.py")
 endpoint="http://127.0.0.1:$aws_port"
 
-setsid "$venv/moto_server" -H 127.0.0.1 -p "$aws_port" >"$state/moto.log" 2>&1 &
+setsid "$venv/python" "$root/scripts/moto-server.py" "$aws_port" >"$state/moto.log" 2>&1 &
 pids+=($!)
 python3 "$root/scripts/wait-http.py" "$endpoint/moto-api/" 30
 

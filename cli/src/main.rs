@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use portcullis::admin;
+use portcullis::apikeys::rfc3339;
 use portcullis::config::Config;
 use portcullis::password::{HashingPolicy, PasswordRules};
 use portcullis::state::{AwsClients, now};
-use portcullis::store::UserStore;
-use serde_json::json;
+use portcullis::store::{ApiKeyStore, RevokedStore, UserStore, api_keys};
+use serde_json::{Value, json};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -55,14 +61,73 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
-    /// Stop a user logging in or refreshing.
+    /// Stop a user logging in or refreshing; their access tokens are revoked too.
     Disable {
         #[arg(long)]
         email: String,
     },
 }
 
-type CliResult = Result<serde_json::Value, String>;
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key; prints its id and the key (the key only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. orders:read,orders:write
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// Lifetime such as 30s, 15m, 12h, 90d (default: no expiry).
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// One key per line, starting with its id; never the key.
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
+}
+
+/// `30s`, `15m`, `12h`, `90d` -> seconds.
+fn parse_duration(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}: use e.g. 30s, 15m, 12h, 90d"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "bad duration {text:?}: use e.g. 30s, 15m, 12h, 90d"
+            ));
+        }
+    };
+    if n <= 0 || n > 36_500 * 86_400 / factor {
+        return Err(format!(
+            "bad duration {text:?}: must be positive and under 100 years"
+        ));
+    }
+    Ok(n * factor)
+}
+
+fn parse_scopes(text: &str) -> Result<Vec<String>, String> {
+    let scopes: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = scopes
+        .iter()
+        .find(|s| s.len() > 128 || !s.chars().all(|c| c.is_ascii_graphic() && c != ','))
+    {
+        return Err(format!("bad scope {bad:?}"));
+    }
+    Ok(scopes)
+}
 
 fn read_password() -> Result<String, String> {
     let stdin = std::io::stdin();
@@ -90,10 +155,31 @@ fn error_text(err: &portcullis::Error) -> String {
     }
 }
 
-async fn run(cli: Cli) -> CliResult {
+fn key_json(record: &api_keys::ApiKeyRecord) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "scopes": record.scopes,
+        "expiresAt": record.expires_at.map(rfc3339),
+        "revoked": record.revoked,
+        "lastUsedAt": record.last_used_at.map(rfc3339),
+    })
+}
+
+/// What to print: the JSON document, and the text lines for humans.
+struct Output {
+    json: Value,
+    text: String,
+}
+
+async fn run(command: Command) -> Result<Output, String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let aws = AwsClients::load().await;
-    match cli.command {
+    let users = || UserStore::new(aws.dynamodb.clone(), &config.tables.users);
+    let keys = || ApiKeyStore::new(aws.dynamodb.clone(), &config.tables.api_keys);
+    let normalise =
+        |email: &str| portcullis::login::normalise_email(email).map_err(|e| error_text(&e));
+    match command {
         Command::Init { alg } => {
             let alg = if alg == "EdDSA" {
                 jsonwebtoken::Algorithm::EdDSA
@@ -103,68 +189,133 @@ async fn run(cli: Cli) -> CliResult {
             let report = admin::init_from_config(&aws, &config, alg)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(json!({
-                "createdTables": report.created_tables,
-                "existingTables": report.existing_tables,
-                "createdSecret": report.created_secret,
-            }))
+            let text = format!(
+                "tables created: {}; already there: {}; signing secret created: {}",
+                report.created_tables.len(),
+                report.existing_tables.len(),
+                report.created_secret
+            );
+            Ok(Output {
+                json: json!({
+                    "createdTables": report.created_tables,
+                    "existingTables": report.existing_tables,
+                    "createdSecret": report.created_secret,
+                }),
+                text,
+            })
         }
-        Command::User { command } => {
-            let users = UserStore::new(aws.dynamodb.clone(), &config.tables.users);
-            match command {
-                UserCommand::Create { email, role } => {
-                    let password = read_password()?;
-                    let rules =
-                        PasswordRules::parse(&config.password_policy).map_err(|e| e.to_string())?;
-                    let hashing = HashingPolicy::for_profile(config.hash_profile);
-                    let user = admin::create_user(
-                        &users,
-                        &hashing,
-                        &rules,
-                        &email,
-                        &role,
-                        &password,
-                        now(),
-                    )
-                    .await
-                    .map_err(|e| error_text(&e))?;
-                    Ok(json!({"id": user.id, "email": user.email, "role": user.role}))
-                }
-                UserCommand::Unlock { email } => {
-                    let email =
-                        portcullis::login::normalise_email(&email).map_err(|e| error_text(&e))?;
-                    if !users.unlock(&email).await.map_err(|e| e.to_string())? {
-                        return Err(format!("no user {email}"));
-                    }
-                    Ok(json!({"email": email, "unlocked": true}))
-                }
-                UserCommand::Disable { email } => {
-                    let email =
-                        portcullis::login::normalise_email(&email).map_err(|e| error_text(&e))?;
-                    if !users
-                        .set_disabled(&email, true)
+        Command::User { command } => match command {
+            UserCommand::Create { email, role } => {
+                let password = read_password()?;
+                let rules =
+                    PasswordRules::parse(&config.password_policy).map_err(|e| e.to_string())?;
+                let hashing = HashingPolicy::for_profile(config.hash_profile);
+                let user =
+                    admin::create_user(&users(), &hashing, &rules, &email, &role, &password, now())
                         .await
-                        .map_err(|e| e.to_string())?
-                    {
-                        return Err(format!("no user {email}"));
-                    }
-                    Ok(json!({"email": email, "disabled": true}))
-                }
+                        .map_err(|e| error_text(&e))?;
+                Ok(Output {
+                    text: user.id.clone(),
+                    json: json!({"id": user.id, "email": user.email, "role": user.role}),
+                })
             }
-        }
-    }
-}
-
-fn print_text(value: &serde_json::Value) {
-    if let Some(id) = value.get("id").and_then(|v| v.as_str()) {
-        println!("{id}");
-    } else if let Some(created) = value.get("createdTables") {
-        println!(
-            "tables created: {created}; already there: {}; secret created: {}",
-            value["existingTables"], value["createdSecret"]
-        );
-    } else {
-        println!("{value}");
+            UserCommand::Unlock { email } => {
+                let email = normalise(&email)?;
+                if !users().unlock(&email).await.map_err(|e| e.to_string())? {
+                    return Err(format!("no user {email}"));
+                }
+                Ok(Output {
+                    text: format!("unlocked {email}"),
+                    json: json!({"email": email, "unlocked": true}),
+                })
+            }
+            UserCommand::Disable { email } => {
+                let email = normalise(&email)?;
+                let store = users();
+                let user = store
+                    .get(&email)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no user {email}"))?;
+                store
+                    .set_disabled(&email, true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Refresh is refused by the disabled flag; access tokens already out are cut
+                // off through the revocation list the authorizer reads.
+                let revoked =
+                    RevokedStore::new(aws.dynamodb.clone(), &config.tables.revoked_tokens);
+                revoked
+                    .revoke_user(&user.id, now(), config.access_token_ttl + config.jwt_leeway)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(Output {
+                    text: format!("disabled {email}"),
+                    json: json!({"email": email, "id": user.id, "disabled": true}),
+                })
+            }
+        },
+        Command::Key { command } => match command {
+            KeyCommand::Create {
+                name,
+                scopes,
+                expires_in,
+            } => {
+                let name = name.trim().to_owned();
+                if name.is_empty() || name.len() > 128 {
+                    return Err("--name must be 1 to 128 characters".into());
+                }
+                let scopes = parse_scopes(&scopes)?;
+                let at = now();
+                let expires_at = expires_in
+                    .as_deref()
+                    .map(parse_duration)
+                    .transpose()?
+                    .map(|d| at + d);
+                let new = api_keys::generate(&name, scopes, at, expires_at);
+                keys().put(&new.record).await.map_err(|e| e.to_string())?;
+                let mut doc = key_json(&new.record);
+                doc["key"] = json!(new.key);
+                Ok(Output {
+                    text: format!("{}\n{}", new.record.id, new.key),
+                    json: doc,
+                })
+            }
+            KeyCommand::List => {
+                let list = keys().list().await.map_err(|e| e.to_string())?;
+                let text = list
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            k.id,
+                            k.name,
+                            if k.scopes.is_empty() {
+                                "-".to_owned()
+                            } else {
+                                k.scopes.join(",")
+                            },
+                            k.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+                            if k.revoked { "revoked" } else { "active" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Ok(Output {
+                    json: Value::Array(list.iter().map(key_json).collect()),
+                    text,
+                })
+            }
+            KeyCommand::Revoke { id } => {
+                if !keys().revoke(&id, now()).await.map_err(|e| e.to_string())? {
+                    return Err(format!("no key {id}"));
+                }
+                Ok(Output {
+                    text: format!("revoked {id}"),
+                    json: json!({"id": id, "revoked": true}),
+                })
+            }
+        },
     }
 }
 
@@ -172,12 +323,12 @@ fn print_text(value: &serde_json::Value) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_out = cli.json;
-    match run(cli).await {
-        Ok(value) => {
+    match run(cli.command).await {
+        Ok(out) => {
             if json_out {
-                println!("{value}");
-            } else {
-                print_text(&value);
+                println!("{}", out.json);
+            } else if !out.text.is_empty() {
+                println!("{}", out.text);
             }
             ExitCode::SUCCESS
         }
@@ -185,5 +336,28 @@ async fn main() -> ExitCode {
             eprintln!("portcullis: {}", message.lines().next().unwrap_or("failed"));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(30));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("12h"), Ok(43_200));
+        assert_eq!(parse_duration("90d"), Ok(7_776_000));
+        for bad in ["", "d", "10", "10w", "-5d", "0s", "1.5h", "99999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes() {
+        assert_eq!(parse_scopes("a, b:write ,,").unwrap(), vec!["a", "b:write"]);
+        assert!(parse_scopes("").unwrap().is_empty());
+        assert!(parse_scopes("bad scope").is_err());
     }
 }

@@ -26,6 +26,13 @@ pub const OPTIONAL_ENV_VARS: &[&str] = &[
     "PASSWORD_HASH_PROFILE",
     "JWT_LEEWAY_SECONDS",
     "PASSWORD_POLICY",
+    "REFRESH_REUSE_GRACE_SECONDS",
+    "REFRESH_COOKIE_PATH",
+    "AUTHORIZER_RESPONSE",
+    "AUTHORIZER_ROUTE_RULES",
+    "REVOCATION_REFRESH_SECONDS",
+    "API_KEY_CACHE_SECONDS",
+    "API_KEY_LAST_USED_INTERVAL_SECONDS",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +106,26 @@ pub struct Config {
     pub refresh_reuse_grace: i64,
     /// Path the refresh cookie is scoped to (cookie mode).
     pub refresh_cookie_path: String,
+    /// `AUTHORIZER_RESPONSE`: how the authorizer answers HTTP API 2.0 events.
+    pub authorizer_response: AuthorizerResponse,
+    /// `AUTHORIZER_ROUTE_RULES`, e.g. `GET /admin/*=role:admin; POST /orders=scope:orders:write`.
+    pub authorizer_route_rules: String,
+    /// How often (seconds) an authorizer container reloads the revocation list.
+    pub revocation_refresh: i64,
+    /// How long (seconds) the authorizer trusts a validated API key without re-reading it.
+    pub api_key_cache: i64,
+    /// At most one last-used write per key per this many seconds.
+    pub api_key_last_used_interval: i64,
+}
+
+/// The response format of the authorizer for HTTP API payload 2.0 events (REST API events
+/// always get IAM policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizerResponse {
+    /// `{"isAuthorized": ..., "context": ...}` (HTTP API with EnableSimpleResponses).
+    Simple,
+    /// IAM policy documents.
+    Iam,
 }
 
 /// A variable is missing or has a value we cannot use. The message names it.
@@ -196,6 +223,29 @@ impl Config {
             hash_profile,
             password_policy,
             refresh_reuse_grace: number("REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300)?,
+            authorizer_response: match get("AUTHORIZER_RESPONSE").as_deref() {
+                None | Some("simple") => AuthorizerResponse::Simple,
+                Some("iam") => AuthorizerResponse::Iam,
+                Some(_) => {
+                    return Err(ConfigError(
+                        "AUTHORIZER_RESPONSE must be simple or iam".into(),
+                    ));
+                }
+            },
+            authorizer_route_rules: {
+                let rules = get("AUTHORIZER_ROUTE_RULES").unwrap_or_default();
+                crate::authorizer::RouteRule::parse_all(&rules)
+                    .map_err(|e| ConfigError(format!("AUTHORIZER_ROUTE_RULES: {e}")))?;
+                rules
+            },
+            revocation_refresh: number("REVOCATION_REFRESH_SECONDS", 5, 1, 300)?,
+            api_key_cache: number("API_KEY_CACHE_SECONDS", 30, 0, 3600)?,
+            api_key_last_used_interval: number(
+                "API_KEY_LAST_USED_INTERVAL_SECONDS",
+                300,
+                1,
+                86_400,
+            )?,
             refresh_cookie_path: match get("REFRESH_COOKIE_PATH") {
                 None => "/auth".to_owned(),
                 Some(p)

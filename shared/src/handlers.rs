@@ -21,6 +21,8 @@ pub enum HttpFunction {
     Login,
     Refresh,
     Logout,
+    ValidateKey,
+    Whoami,
 }
 
 impl HttpFunction {
@@ -29,6 +31,8 @@ impl HttpFunction {
             Self::Login => login(state, req, now).await,
             Self::Refresh => refresh(state, req, now).await,
             Self::Logout => logout(state, req, now).await,
+            Self::ValidateKey => validate_key(state, req, now).await,
+            Self::Whoami => whoami(req),
         }
     }
 }
@@ -38,6 +42,13 @@ impl HttpFunction {
 /// cause, as Lambda expects.
 pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
+    if function == HttpFunction::Whoami {
+        // Needs no configuration, AWS client or key: it only reads the request context.
+        return lambda_http::run(lambda_http::service_fn(|req: Request| async move {
+            Ok::<_, lambda_http::Error>(whoami(req))
+        }))
+        .await;
+    }
     let state = AppState::from_env().await?;
     let state = &state;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
@@ -180,6 +191,70 @@ async fn logout_inner(state: &AppState, req: &Request, now: i64) -> Result<Respo
     } else {
         resp
     })
+}
+
+/// `POST` (or `GET`) validate-key: `x-api-key` -> the key's id, name, scopes and expiry.
+pub async fn validate_key(state: &AppState, req: Request, now: i64) -> Response<Body> {
+    respond(validate_key_inner(state, &req, now).await)
+}
+
+async fn validate_key_inner(
+    state: &AppState,
+    req: &Request,
+    now: i64,
+) -> Result<Response<Body>, Error> {
+    if req.method() != Method::POST && req.method() != Method::GET {
+        return Err(Error::MethodNotAllowed { allow: "GET, POST" });
+    }
+    let info = crate::apikeys::validate(state, header_str(req, "x-api-key"), now).await?;
+    Ok(data_response(200, &json!({"valid": true, "key": info})))
+}
+
+/// The principal the authorizer passed on (REST: `requestContext.authorizer`; HTTP API:
+/// `requestContext.authorizer.lambda`). Values are strings.
+pub fn authorizer_context(req: &Request) -> serde_json::Map<String, serde_json::Value> {
+    use lambda_http::RequestExt as _;
+    use lambda_http::request::RequestContext;
+    let mut out = serde_json::Map::new();
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            if let Some(auth) = &ctx.authorizer {
+                out.extend(auth.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        Some(RequestContext::ApiGatewayV1(ctx)) => {
+            out.extend(
+                ctx.authorizer
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            out.extend(
+                ctx.authorizer
+                    .other
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+        _ => {}
+    }
+    out.retain(|k, v| v.is_string() && !matches!(k.as_str(), "integrationLatency"));
+    out
+}
+
+/// `GET` whoami: an example protected route that echoes the authorizer's principal.
+pub fn whoami(req: Request) -> Response<Body> {
+    respond(whoami_inner(&req))
+}
+
+fn whoami_inner(req: &Request) -> Result<Response<Body>, Error> {
+    require_method(req, Method::GET, "GET")?;
+    let principal = authorizer_context(req);
+    if !principal.contains_key("principalId") {
+        // Reached without the authorizer in front: refuse rather than guess.
+        return Err(Error::MissingToken);
+    }
+    Ok(data_response(200, &json!({"principal": principal})))
 }
 
 #[cfg(test)]

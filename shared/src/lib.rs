@@ -10,6 +10,8 @@
 )]
 
 pub mod admin;
+pub mod apikeys;
+pub mod authorizer;
 pub mod config;
 pub mod cookies;
 pub mod error;

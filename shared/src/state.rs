@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::error::{StoreError, StoreErrorKind};
 use crate::keys::KeyRing;
 use crate::password::{HashingPolicy, PasswordRules};
-use crate::store::{RateLimitStore, RefreshTokenStore, RevokedStore, UserStore};
+use crate::store::{ApiKeyStore, RateLimitStore, RefreshTokenStore, RevokedStore, UserStore};
 use crate::token::TokenService;
 
 /// Why a cold start failed. The message names the cause (a variable, the secret id), never
@@ -87,6 +87,7 @@ pub struct AppState {
     pub refresh_tokens: RefreshTokenStore,
     pub rate_limits: RateLimitStore,
     pub revoked: RevokedStore,
+    pub api_keys: ApiKeyStore,
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
     pub password_rules: PasswordRules,
@@ -134,6 +135,7 @@ impl AppState {
             ),
             rate_limits: RateLimitStore::new(aws.dynamodb.clone(), &config.tables.rate_limits),
             revoked: RevokedStore::new(aws.dynamodb.clone(), &config.tables.revoked_tokens),
+            api_keys: ApiKeyStore::new(aws.dynamodb.clone(), &config.tables.api_keys),
             tokens,
             hashing,
             password_rules,

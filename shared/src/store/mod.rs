@@ -2,6 +2,7 @@
 //! Every expiring item carries `expiresAt` (the table's TTL attribute); because TTL deletes
 //! lazily, every read checks expiry itself.
 
+pub mod api_keys;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod revoked;
@@ -12,6 +13,7 @@ use std::collections::HashMap;
 
 use crate::error::StoreError;
 
+pub use api_keys::{ApiKeyRecord, ApiKeyStore};
 pub use rate_limits::RateLimitStore;
 pub use refresh_tokens::{RefreshRecord, RefreshStatus, RefreshTokenStore, RotateRefused};
 pub use revoked::{RevocationSet, RevokedStore};

@@ -1,0 +1,549 @@
+//! The API Gateway Lambda authorizer: REST API `TOKEN` and `REQUEST` events and HTTP API
+//! payload 2.0 events; a Bearer access JWT or an `x-api-key`.
+//!
+//! Common-path cost: a JWT is verified in memory against the key ring and a revocation set
+//! the container reloads at most every `REVOCATION_REFRESH_SECONDS` (one Query), so a
+//! logged-out token is refused within that window and most requests make NO DynamoDB
+//! request. An API key costs one GetItem, then none for `API_KEY_CACHE_SECONDS` (a bounded
+//! cache of positive results).
+//!
+//! Caching by API Gateway: an Allow is always for the whole stage (`apiId/stage/*`), plus an
+//! explicit Deny for every route rule this principal does not satisfy, so the same policy is
+//! right for every route it may be reused for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value, json};
+
+use crate::apikeys;
+use crate::config::AuthorizerResponse;
+use crate::error::Error;
+use crate::state::AppState;
+use crate::store::RevocationSet;
+use crate::token::{TokenError, TokenUse};
+
+/// Most revocations an authorizer holds in memory; beyond it, JWTs are refused (fail closed).
+pub const MAX_REVOCATIONS: usize = 200_000;
+/// Most API keys the positive cache holds.
+pub const MAX_CACHED_KEYS: usize = 10_000;
+
+/// What a route rule asks of a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    Role(String),
+    Scope(String),
+}
+
+/// `METHOD /path/pattern=role:R` or `=scope:S`; `*` matches any method or any characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    pub method: String,
+    pub path: String,
+    pub requirement: Requirement,
+}
+
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+impl RouteRule {
+    /// Parse `;`-separated rules (empty text = no rules).
+    pub fn parse_all(text: &str) -> Result<Vec<Self>, String> {
+        text.split(';')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(|rule| {
+                let (route, need) = rule
+                    .split_once('=')
+                    .ok_or_else(|| format!("{rule:?}: expected ROUTE=role:R|scope:S"))?;
+                let (method, path) = route
+                    .trim()
+                    .split_once(' ')
+                    .ok_or_else(|| format!("{rule:?}: expected METHOD /path"))?;
+                let (method, path) = (method.trim().to_ascii_uppercase(), path.trim().to_owned());
+                if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                    return Err(format!("{rule:?}: the path must start with /"));
+                }
+                let requirement = match need.trim().split_once(':') {
+                    Some(("role", r)) if !r.is_empty() => Requirement::Role(r.to_owned()),
+                    Some(("scope", s)) if !s.is_empty() => Requirement::Scope(s.to_owned()),
+                    _ => {
+                        return Err(format!(
+                            "{rule:?}: the requirement must be role:R or scope:S"
+                        ));
+                    }
+                };
+                Ok(Self {
+                    method,
+                    path,
+                    requirement,
+                })
+            })
+            .collect()
+    }
+
+    fn matches(&self, route: &Route) -> bool {
+        (self.method == "*" || self.method == route.method) && glob(&self.path, &route.path)
+    }
+
+    /// The execute-api resource this rule covers under `stage_arn` (`arn:...:api/stage`).
+    fn resource(&self, stage_arn: &str) -> String {
+        format!(
+            "{stage_arn}/{}/{}",
+            self.method,
+            self.path.trim_start_matches('/')
+        )
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    User {
+        id: String,
+        email: String,
+        role: String,
+    },
+    ApiKey {
+        id: String,
+        name: String,
+        scopes: Vec<String>,
+    },
+}
+
+impl Principal {
+    pub fn principal_id(&self) -> &str {
+        match self {
+            Self::User { id, .. } | Self::ApiKey { id, .. } => id,
+        }
+    }
+
+    fn satisfies(&self, need: &Requirement) -> bool {
+        match (self, need) {
+            (Self::User { role, .. }, Requirement::Role(r)) => role == r,
+            (Self::ApiKey { scopes, .. }, Requirement::Scope(s)) => scopes.iter().any(|x| x == s),
+            _ => false,
+        }
+    }
+
+    /// The authorizer context: strings only, as API Gateway requires.
+    pub fn context(&self) -> Map<String, Value> {
+        let mut ctx = Map::new();
+        ctx.insert("principalId".into(), self.principal_id().into());
+        match self {
+            Self::User { id, email, role } => {
+                ctx.insert("userId".into(), id.as_str().into());
+                ctx.insert("email".into(), email.as_str().into());
+                ctx.insert("role".into(), role.as_str().into());
+                ctx.insert("scopes".into(), "".into());
+                ctx.insert("authType".into(), "jwt".into());
+            }
+            Self::ApiKey { id, name, scopes } => {
+                ctx.insert("keyId".into(), id.as_str().into());
+                ctx.insert("keyName".into(), name.as_str().into());
+                ctx.insert("scopes".into(), scopes.join(" ").into());
+                ctx.insert("authType".into(), "apiKey".into());
+            }
+        }
+        ctx
+    }
+}
+
+/// The route being authorized, from the method/route ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Route {
+    /// `arn:aws:execute-api:region:account:api/stage`
+    stage_arn: String,
+    method: String,
+    path: String,
+}
+
+impl Route {
+    fn from_arn(arn: &str) -> Option<Self> {
+        let mut parts = arn.splitn(4, '/');
+        let (api, stage, method) = (parts.next()?, parts.next()?, parts.next()?);
+        if !api.starts_with("arn:") || stage.is_empty() || method.is_empty() {
+            return None;
+        }
+        Some(Self {
+            stage_arn: format!("{api}/{stage}"),
+            method: method.to_ascii_uppercase(),
+            path: format!("/{}", parts.next().unwrap_or_default()),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventKind {
+    RestToken,
+    RestRequest,
+    HttpV2,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Credential {
+    Bearer(String),
+    ApiKey(String),
+    None,
+}
+
+fn header<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
+    event
+        .get("headers")?
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+fn bearer_of(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
+
+/// Why the authorizer could not decide (answered as an error, which API Gateway does not
+/// cache, so a passing outage never sticks to a caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error_type: &'static str,
+    pub message: &'static str,
+}
+
+impl Failure {
+    /// REST APIs turn exactly this message into a 401.
+    pub const UNAUTHORIZED: Self = Self {
+        error_type: "Unauthorized",
+        message: "Unauthorized",
+    };
+    pub const UNAVAILABLE: Self = Self {
+        error_type: "ServiceUnavailable",
+        message: "authorizer dependencies unavailable",
+    };
+}
+
+enum Decision {
+    Allow(Principal),
+    Unauthorized,
+    Unavailable,
+}
+
+type KeyCache = HashMap<String, (i64, Principal)>;
+
+/// The authorizer's per-container state: the app state plus the revocation set and the API
+/// key cache.
+pub struct Authorizer {
+    pub app: AppState,
+    rules: Vec<RouteRule>,
+    revocations: Mutex<Option<(i64, Arc<RevocationSet>)>>,
+    keys: Mutex<KeyCache>,
+}
+
+impl Authorizer {
+    pub fn new(app: AppState) -> Self {
+        let rules = RouteRule::parse_all(&app.config.authorizer_route_rules).unwrap_or_default();
+        Self {
+            app,
+            rules,
+            revocations: Mutex::new(None),
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Load the revocation set now (cold start does this alongside the key ring).
+    pub async fn preload(&self, now: i64) -> Result<(), Error> {
+        self.revocation_set(now).await.map(|_| ())
+    }
+
+    async fn revocation_set(&self, now: i64) -> Result<Arc<RevocationSet>, Error> {
+        if let Ok(guard) = self.revocations.lock()
+            && let Some((loaded, set)) = guard.as_ref()
+            && now >= *loaded
+            && now - loaded < self.app.config.revocation_refresh
+        {
+            return Ok(set.clone());
+        }
+        let set = Arc::new(self.app.revoked.load(now, MAX_REVOCATIONS).await?);
+        if let Ok(mut guard) = self.revocations.lock() {
+            *guard = Some((now, set.clone()));
+        }
+        Ok(set)
+    }
+
+    async fn authenticate_jwt(&self, token: &str, now: i64) -> Decision {
+        let claims = match self.app.tokens.verify(token, TokenUse::Access, now) {
+            Ok(claims) => claims,
+            Err(TokenError::Expired | TokenError::Invalid) => return Decision::Unauthorized,
+        };
+        match self.revocation_set(now).await {
+            Ok(set) if set.is_revoked(&claims.jti, &claims.sub, claims.iat) => {
+                Decision::Unauthorized
+            }
+            Ok(_) => Decision::Allow(Principal::User {
+                email: claims.email.unwrap_or_default(),
+                role: claims.role.unwrap_or_default(),
+                id: claims.sub,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "revocation list unavailable: denying");
+                Decision::Unavailable
+            }
+        }
+    }
+
+    async fn authenticate_key(&self, key: &str, now: i64) -> Decision {
+        let digest = crate::ids::digest(key);
+        if let Ok(cache) = self.keys.lock()
+            && let Some((until, principal)) = cache.get(&digest)
+            && now < *until
+        {
+            return Decision::Allow(principal.clone());
+        }
+        match apikeys::validate(&self.app, Some(key), now).await {
+            Ok(info) => {
+                let principal = Principal::ApiKey {
+                    id: info.id,
+                    name: info.name,
+                    scopes: info.scopes,
+                };
+                let ttl = self.app.config.api_key_cache;
+                if ttl > 0
+                    && let Ok(mut cache) = self.keys.lock()
+                {
+                    if cache.len() >= MAX_CACHED_KEYS {
+                        cache.retain(|_, (until, _)| now < *until);
+                        if cache.len() >= MAX_CACHED_KEYS {
+                            cache.clear();
+                        }
+                    }
+                    cache.insert(digest, (now + ttl, principal.clone()));
+                }
+                Decision::Allow(principal)
+            }
+            Err(Error::Unavailable(_) | Error::Internal(_)) => Decision::Unavailable,
+            Err(_) => Decision::Unauthorized,
+        }
+    }
+
+    /// Answer one authorizer event (any of the three kinds), at time `now`.
+    pub async fn handle(&self, event: &Value, now: i64) -> Result<Value, Failure> {
+        let kind = match (
+            event.get("version").and_then(Value::as_str),
+            event.get("type").and_then(Value::as_str),
+        ) {
+            (Some("2.0"), _) => EventKind::HttpV2,
+            (_, Some("TOKEN")) => EventKind::RestToken,
+            (_, Some("REQUEST")) => EventKind::RestRequest,
+            _ => return Err(Failure::UNAUTHORIZED),
+        };
+        let arn_field = if kind == EventKind::HttpV2 {
+            "routeArn"
+        } else {
+            "methodArn"
+        };
+        let route = event
+            .get(arn_field)
+            .and_then(Value::as_str)
+            .and_then(Route::from_arn);
+        let credential = match kind {
+            EventKind::RestToken => match event.get("authorizationToken").and_then(Value::as_str) {
+                Some(t) if t.starts_with(crate::store::api_keys::KEY_PREFIX) => {
+                    Credential::ApiKey(t.to_owned())
+                }
+                Some(t) => bearer_of(t).map_or(Credential::None, Credential::Bearer),
+                None => Credential::None,
+            },
+            _ => match (
+                header(event, "authorization").and_then(bearer_of),
+                header(event, "x-api-key"),
+            ) {
+                (Some(token), _) => Credential::Bearer(token),
+                (None, Some(key)) if !key.trim().is_empty() => {
+                    Credential::ApiKey(key.trim().to_owned())
+                }
+                _ => Credential::None,
+            },
+        };
+        let decision = match &credential {
+            Credential::Bearer(token) => self.authenticate_jwt(token, now).await,
+            Credential::ApiKey(key) => self.authenticate_key(key, now).await,
+            Credential::None => Decision::Unauthorized,
+        };
+        let simple = kind == EventKind::HttpV2
+            && self.app.config.authorizer_response == AuthorizerResponse::Simple;
+        let principal = match decision {
+            Decision::Unavailable => return Err(Failure::UNAVAILABLE),
+            Decision::Unauthorized if simple => return Ok(json!({"isAuthorized": false})),
+            Decision::Unauthorized => return Err(Failure::UNAUTHORIZED),
+            Decision::Allow(principal) => principal,
+        };
+        let Some(route) = route else {
+            // A credential but no usable ARN: nothing we could scope an Allow to.
+            return if simple {
+                Ok(json!({"isAuthorized": false}))
+            } else {
+                Err(Failure::UNAUTHORIZED)
+            };
+        };
+        let failed: Vec<&RouteRule> = self
+            .rules
+            .iter()
+            .filter(|r| !principal.satisfies(&r.requirement))
+            .collect();
+        let forbidden_here = failed.iter().any(|r| r.matches(&route));
+        tracing::info!(
+            audit = "authorizer_decision",
+            principal_id = %principal.principal_id(),
+            route = %format!("{} {}", route.method, route.path),
+            allowed = !forbidden_here,
+            "authorizer"
+        );
+        if simple {
+            return Ok(if forbidden_here {
+                json!({"isAuthorized": false})
+            } else {
+                json!({"isAuthorized": true, "context": principal.context()})
+            });
+        }
+        let mut statements = vec![json!({
+            "Action": "execute-api:Invoke",
+            "Effect": "Allow",
+            "Resource": format!("{}/*", route.stage_arn),
+        })];
+        for rule in failed {
+            statements.push(json!({
+                "Action": "execute-api:Invoke",
+                "Effect": "Deny",
+                "Resource": rule.resource(&route.stage_arn),
+            }));
+        }
+        Ok(json!({
+            "principalId": principal.principal_id(),
+            "policyDocument": {"Version": "2012-10-17", "Statement": statements},
+            "context": principal.context(),
+        }))
+    }
+}
+
+/// Run the authorizer function: state once per cold start (key ring and revocation set),
+/// then every event with the system clock.
+pub async fn serve() -> Result<(), lambda_http::Error> {
+    use lambda_http::lambda_runtime::{self, Diagnostic, LambdaEvent, service_fn};
+    lambda_http::tracing::init_default_subscriber();
+    let authorizer = Authorizer::new(AppState::from_env().await?);
+    if let Err(e) = authorizer.preload(crate::state::now()).await {
+        // Not fatal: the first JWT request retries, and denies if it still cannot load.
+        tracing::warn!(error = %e, "revocation list not loaded at start");
+    }
+    let authorizer = &authorizer;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        authorizer
+            .handle(&event.payload, crate::state::now())
+            .await
+            .map_err(|f| Diagnostic {
+                error_type: f.error_type.into(),
+                error_message: f.message.into(),
+            })
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("/admin/*", "/admin/users"));
+        assert!(glob("/admin/*", "/admin/"));
+        assert!(!glob("/admin/*", "/administrator"));
+        assert!(glob("/*/reports", "/2024/reports"));
+        assert!(glob("/exact", "/exact"));
+        assert!(!glob("/exact", "/exact/x"));
+        assert!(glob("*", "/anything"));
+        assert!(!glob("/a*b*c", "/ab"));
+    }
+
+    #[test]
+    fn rules_parse_and_reject_junk() {
+        let rules =
+            RouteRule::parse_all("GET /admin/*=role:admin; * /orders=scope:orders:write").unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].requirement, Requirement::Role("admin".into()));
+        assert_eq!(rules[1].method, "*");
+        assert_eq!(
+            rules[1].requirement,
+            Requirement::Scope("orders:write".into())
+        );
+        assert!(RouteRule::parse_all("").unwrap().is_empty());
+        for bad in [
+            "GET /x",
+            "GET x=role:a",
+            "/x=role:a",
+            "GET /x=group:a",
+            "GET /x=role:",
+        ] {
+            assert!(RouteRule::parse_all(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn routes_come_from_arns() {
+        let r = Route::from_arn(
+            "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/GET/admin/users",
+        )
+        .unwrap();
+        assert_eq!(
+            r.stage_arn,
+            "arn:aws:execute-api:us-east-1:123456789012:abc123/prod"
+        );
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("GET", "/admin/users")
+        );
+        let r = Route::from_arn("arn:aws:execute-api:us-east-1:123456789012:abc123/$default/POST/")
+            .unwrap();
+        assert_eq!(r.path, "/");
+        assert!(Route::from_arn("garbage").is_none());
+        assert!(Route::from_arn("arn:x/prod").is_none());
+    }
+
+    #[test]
+    fn principals_satisfy_by_role_or_scope_and_context_is_strings() {
+        let user = Principal::User {
+            id: "usr_1".into(),
+            email: "a@example.com".into(),
+            role: "admin".into(),
+        };
+        let key = Principal::ApiKey {
+            id: "k1".into(),
+            name: "ci".into(),
+            scopes: vec!["read".into(), "write".into()],
+        };
+        assert!(user.satisfies(&Requirement::Role("admin".into())));
+        assert!(!user.satisfies(&Requirement::Scope("read".into())));
+        assert!(key.satisfies(&Requirement::Scope("write".into())));
+        assert!(!key.satisfies(&Requirement::Role("admin".into())));
+        for ctx in [user.context(), key.context()] {
+            assert!(ctx.values().all(Value::is_string));
+        }
+        assert_eq!(key.context()["scopes"], "read write");
+        assert_eq!(user.context()["authType"], "jwt");
+    }
+}
