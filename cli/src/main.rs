@@ -32,7 +32,7 @@ enum Command {
     /// Create the tables (TTL on, GSIs) and the signing-key secret where missing.
     Init {
         /// Algorithm of the first signing key when the secret is created.
-        #[arg(long, default_value = "HS256", value_parser = ["HS256", "EdDSA"])]
+        #[arg(long, default_value = "EdDSA", value_parser = ["EdDSA", "ES256", "HS256"])]
         alg: String,
     },
     /// Manage users.
@@ -45,6 +45,32 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Manage the signing keys in the secret.
+    SigningKey {
+        #[command(subcommand)]
+        command: SigningKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SigningKeyCommand {
+    /// Put a new key first (it signs from now on); previous keys keep verifying.
+    Rotate {
+        #[arg(long, default_value = "EdDSA", value_parser = ["EdDSA", "ES256", "HS256"])]
+        alg: String,
+    },
+    /// Remove a key that no longer signs (tokens it signed stop verifying).
+    Retire { kid: String },
+    /// One key per line: kid, algorithm, and which one signs.
+    List,
+}
+
+fn algorithm(name: &str) -> jsonwebtoken::Algorithm {
+    match name {
+        "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
+        "ES256" => jsonwebtoken::Algorithm::ES256,
+        _ => jsonwebtoken::Algorithm::HS256,
+    }
 }
 
 #[derive(Subcommand)]
@@ -255,6 +281,61 @@ async fn run(command: Command) -> Result<Output, String> {
                 })
             }
         },
+        Command::SigningKey { command } => {
+            let secret_id = &config.signing_keys_secret_id;
+            match command {
+                SigningKeyCommand::Rotate { alg } => {
+                    let kid = admin::rotate_signing_key(&aws, secret_id, algorithm(&alg))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(Output {
+                        text: kid.clone(),
+                        json: json!({"kid": kid, "alg": alg}),
+                    })
+                }
+                SigningKeyCommand::Retire { kid } => {
+                    admin::retire_signing_key(&aws, secret_id, &kid)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(Output {
+                        text: format!("retired {kid}"),
+                        json: json!({"kid": kid, "retired": true}),
+                    })
+                }
+                SigningKeyCommand::List => {
+                    let ring = aws
+                        .load_key_ring(secret_id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let rows: Vec<Value> = ring
+                        .keys()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| json!({"kid": k.kid, "alg": format!("{:?}", k.alg), "signing": i == 0}))
+                        .collect();
+                    let text = rows
+                        .iter()
+                        .map(|r| {
+                            format!(
+                                "{}\t{}\t{}",
+                                r["kid"].as_str().unwrap_or(""),
+                                r["alg"].as_str().unwrap_or(""),
+                                if r["signing"] == true {
+                                    "signing"
+                                } else {
+                                    "verify-only"
+                                }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    Ok(Output {
+                        json: Value::Array(rows),
+                        text,
+                    })
+                }
+            }
+        }
         Command::Key { command } => match command {
             KeyCommand::Create {
                 name,

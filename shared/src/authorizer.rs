@@ -287,9 +287,11 @@ impl Authorizer {
     }
 
     async fn authenticate_jwt(&self, token: &str, now: i64) -> Decision {
-        let claims = match self.app.tokens.verify(token, TokenUse::Access, now) {
+        let claims = match self.app.verify_token(token, TokenUse::Access, now).await {
             Ok(claims) => claims,
-            Err(TokenError::Expired | TokenError::Invalid) => return Decision::Unauthorized,
+            Err(TokenError::Expired | TokenError::Invalid | TokenError::UnknownKey) => {
+                return Decision::Unauthorized;
+            }
         };
         match self.revocation_set(now).await {
             Ok(set) if set.is_revoked(&claims.jti, &claims.sub, claims.iat) => {
@@ -453,8 +455,10 @@ pub async fn serve() -> Result<(), lambda_http::Error> {
     }
     let authorizer = &authorizer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let now = crate::state::now();
+        authorizer.app.refresh_keys_if_stale(now).await;
         authorizer
-            .handle(&event.payload, crate::state::now())
+            .handle(&event.payload, now)
             .await
             .map_err(|f| Diagnostic {
                 error_type: f.error_type.into(),

@@ -33,6 +33,8 @@ pub const OPTIONAL_ENV_VARS: &[&str] = &[
     "REVOCATION_REFRESH_SECONDS",
     "API_KEY_CACHE_SECONDS",
     "API_KEY_LAST_USED_INTERVAL_SECONDS",
+    "SIGNING_KEYS_REFRESH_SECONDS",
+    "JWKS_URI",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +118,10 @@ pub struct Config {
     pub api_key_cache: i64,
     /// At most one last-used write per key per this many seconds.
     pub api_key_last_used_interval: i64,
+    /// How often (seconds) a container re-reads the signing-key secret.
+    pub signing_keys_refresh: i64,
+    /// Where the JWK Set is published (default: the issuer + `/.well-known/jwks.json`).
+    pub jwks_uri: String,
 }
 
 /// The response format of the authorizer for HTTP API payload 2.0 events (REST API events
@@ -246,6 +252,14 @@ impl Config {
                 1,
                 86_400,
             )?,
+            signing_keys_refresh: number("SIGNING_KEYS_REFRESH_SECONDS", 300, 10, 86_400)?,
+            jwks_uri: get("JWKS_URI").unwrap_or_else(|| {
+                let issuer = lookup("JWT_ISSUER").unwrap_or_default();
+                format!(
+                    "{}/.well-known/jwks.json",
+                    issuer.trim().trim_end_matches('/')
+                )
+            }),
             refresh_cookie_path: match get("REFRESH_COOKIE_PATH") {
                 None => "/auth".to_owned(),
                 Some(p)

@@ -23,6 +23,7 @@ pub enum HttpFunction {
     Logout,
     ValidateKey,
     Whoami,
+    Jwks,
 }
 
 impl HttpFunction {
@@ -33,6 +34,7 @@ impl HttpFunction {
             Self::Logout => logout(state, req, now).await,
             Self::ValidateKey => validate_key(state, req, now).await,
             Self::Whoami => whoami(req),
+            Self::Jwks => jwks(state, req),
         }
     }
 }
@@ -52,7 +54,9 @@ pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
     let state = AppState::from_env().await?;
     let state = &state;
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        Ok::<_, lambda_http::Error>(function.handle(state, req, crate::state::now()).await)
+        let now = crate::state::now();
+        state.refresh_keys_if_stale(now).await;
+        Ok::<_, lambda_http::Error>(function.handle(state, req, now).await)
     }))
     .await
 }
@@ -220,6 +224,18 @@ pub fn authorizer_context(req: &Request) -> serde_json::Map<String, serde_json::
         Some(RequestContext::ApiGatewayV2(ctx)) => {
             if let Some(auth) = &ctx.authorizer {
                 out.extend(auth.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                // Behind API Gateway's built-in JWT authorizer: the verified claims.
+                if let Some(jwt) = auth.jwt.as_ref().filter(|_| out.is_empty()) {
+                    let claim = |name: &str| jwt.claims.get(name).cloned().unwrap_or_default();
+                    if jwt.claims.get("token_use").map(String::as_str) == Some("access") {
+                        out.insert("principalId".into(), claim("sub").into());
+                        out.insert("userId".into(), claim("sub").into());
+                        out.insert("email".into(), claim("email").into());
+                        out.insert("role".into(), claim("role").into());
+                        out.insert("scopes".into(), "".into());
+                        out.insert("authType".into(), "jwt".into());
+                    }
+                }
             }
         }
         Some(RequestContext::ApiGatewayV1(ctx)) => {
@@ -240,6 +256,46 @@ pub fn authorizer_context(req: &Request) -> serde_json::Map<String, serde_json::
     }
     out.retain(|k, v| v.is_string() && !matches!(k.as_str(), "integrationLatency"));
     out
+}
+
+/// How long clients may cache the key set: shorter than the key pick-up interval, so a
+/// rotated-in key is seen by verifiers before any token signed with it is likely.
+pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+
+/// `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`: the only
+/// handler whose answer depends on the path.
+pub fn jwks(state: &AppState, req: Request) -> Response<Body> {
+    respond(jwks_inner(state, &req))
+}
+
+fn jwks_inner(state: &AppState, req: &Request) -> Result<Response<Body>, Error> {
+    use lambda_http::RequestExt as _;
+    let path = req.raw_http_path().to_owned();
+    let path = if path.is_empty() {
+        req.uri().path().to_owned()
+    } else {
+        path
+    };
+    let path = path.trim_end_matches('/');
+    let document = if path.ends_with("/.well-known/jwks.json") {
+        require_method(req, Method::GET, "GET")?;
+        state.tokens.ring().public_jwks()
+    } else if path.ends_with("/.well-known/openid-configuration") {
+        require_method(req, Method::GET, "GET")?;
+        let ring = state.tokens.ring();
+        json!({
+            "issuer": state.config.jwt_issuer,
+            "jwks_uri": state.config.jwks_uri,
+            "id_token_signing_alg_values_supported": ring.public_algorithms(),
+            "token_endpoint_auth_methods_supported": ["none"],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "claims_supported": ["iss", "aud", "sub", "exp", "iat", "jti", "email", "role", "token_use"],
+        })
+    } else {
+        return Err(Error::NotFound);
+    };
+    Ok(http::document_response(&document, JWKS_CACHE_CONTROL))
 }
 
 /// `GET` whoami: an example protected route that echoes the authorizer's principal.

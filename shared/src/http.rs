@@ -67,6 +67,17 @@ pub fn data_response(status: u16, data: &impl Serialize) -> Response<Body> {
     }
 }
 
+/// A plain JSON document (no `data` envelope) with the given `Cache-Control`: for documents
+/// other software reads, such as a JWK Set.
+pub fn document_response(value: &serde_json::Value, cache_control: &str) -> Response<Body> {
+    let builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, cache_control)
+        .header("x-content-type-options", "nosniff");
+    finish(builder, Body::Text(value.to_string()))
+}
+
 /// `204` with no body.
 pub fn no_content() -> Response<Body> {
     finish(

@@ -21,6 +21,7 @@ pub mod ids;
 pub mod keys;
 pub mod login;
 pub mod password;
+pub mod rotation;
 pub mod session;
 pub mod state;
 pub mod store;

@@ -1,7 +1,6 @@
 //! refresh and logout: single-use refresh tokens with rotation in one conditional
 //! transaction, reuse detection that revokes the whole login family (RFC 9700 §4.14.2), and
 //! logout that revokes refresh tokens and the presented access token at once. A revocation
-//! entry lasts until the token could no longer verify anyway (its `exp` plus the leeway). A revocation
 //! entry lasts until the token could no longer verify anyway (its `exp` plus the leeway).
 //!
 //! DynamoDB requests: a successful refresh = 2 (user GetItem + one TransactWriteItems);
@@ -33,8 +32,8 @@ pub async fn refresh(
     now: i64,
 ) -> Result<Refreshed, Error> {
     let claims = state
-        .tokens
-        .verify(token, TokenUse::Refresh, now)
+        .verify_token(token, TokenUse::Refresh, now)
+        .await
         .map_err(|_| Error::InvalidRefreshToken)?;
     let (Some(family_id), Some(email)) = (claims.fam.clone(), claims.email.clone()) else {
         return Err(Error::InvalidRefreshToken);
@@ -107,20 +106,25 @@ pub async fn logout(
     now: i64,
 ) -> Result<(), Error> {
     let access = state
-        .tokens
-        .verify(bearer.ok_or(Error::MissingToken)?, TokenUse::Access, now)
+        .verify_token(bearer.ok_or(Error::MissingToken)?, TokenUse::Access, now)
+        .await
         .map_err(|e| match e {
             TokenError::Expired => Error::TokenExpired,
-            TokenError::Invalid => Error::InvalidToken,
+            TokenError::Invalid | TokenError::UnknownKey => Error::InvalidToken,
         })?;
     match scope {
         LogoutScope::Session(refresh_token) => {
             // Only a refresh token we signed for this very user is considered; anything else
             // changes nothing. An expired one has nothing left to revoke.
-            let refresh_claims = match state.tokens.verify(refresh_token, TokenUse::Refresh, now) {
+            let refresh_claims = match state
+                .verify_token(refresh_token, TokenUse::Refresh, now)
+                .await
+            {
                 Ok(claims) => Some(claims),
                 Err(TokenError::Expired) => None,
-                Err(TokenError::Invalid) => return Err(Error::InvalidRefreshToken),
+                Err(TokenError::Invalid | TokenError::UnknownKey) => {
+                    return Err(Error::InvalidRefreshToken);
+                }
             };
             if let Some(claims) = refresh_claims {
                 if claims.sub != access.sub {

@@ -2,6 +2,7 @@
 //! from one `aws_config` load, the signing keys, the stores. Nothing here runs per request.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
@@ -12,7 +13,10 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::keys::KeyRing;
 use crate::password::{HashingPolicy, PasswordRules};
 use crate::store::{ApiKeyStore, RateLimitStore, RefreshTokenStore, RevokedStore, UserStore};
-use crate::token::TokenService;
+use crate::token::{Claims, TokenError, TokenService, TokenUse};
+
+/// At most one key-ring re-read per this many seconds when a token names an unknown `kid`.
+pub const KID_MISS_RELOAD_SECONDS: i64 = 10;
 
 /// Why a cold start failed. The message names the cause (a variable, the secret id), never
 /// secret material.
@@ -63,6 +67,7 @@ impl AwsClients {
             .secrets
             .get_secret_value()
             .secret_id(secret_id)
+            .version_stage("AWSCURRENT")
             .send()
             .await
             .map_err(|e| StoreError::from_sdk("secrets.get_secret_value", e))?;
@@ -91,6 +96,10 @@ pub struct AppState {
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
     pub password_rules: PasswordRules,
+    /// When the key ring was last read, and when a `kid` miss last caused a read (shared by
+    /// every clone of this state).
+    keys_loaded_at: Arc<AtomicI64>,
+    kid_miss_at: Arc<AtomicI64>,
 }
 
 impl AppState {
@@ -111,9 +120,9 @@ impl AppState {
     }
 
     /// Assemble from parts (tests and the CLI use this with their own config and clients).
-    pub fn new(config: Config, aws: AwsClients, ring: KeyRing) -> Self {
+    pub fn new(config: Config, aws: AwsClients, ring: impl Into<Arc<KeyRing>>) -> Self {
         let tokens = TokenService::new(
-            Arc::new(ring),
+            ring.into(),
             config.jwt_issuer.clone(),
             config.jwt_audience.clone(),
             config.access_token_ttl,
@@ -141,6 +150,57 @@ impl AppState {
             password_rules,
             config,
             aws,
+            keys_loaded_at: Arc::new(AtomicI64::new(now())),
+            kid_miss_at: Arc::new(AtomicI64::new(i64::MIN / 2)),
+        }
+    }
+
+    /// Re-read the signing keys from Secrets Manager and put them in force.
+    pub async fn reload_keys(&self, now: i64) -> Result<(), StoreError> {
+        self.keys_loaded_at.store(now, Ordering::Relaxed);
+        let ring = self
+            .aws
+            .load_key_ring(&self.config.signing_keys_secret_id)
+            .await?;
+        self.tokens.replace_ring(ring);
+        Ok(())
+    }
+
+    /// Once per `SIGNING_KEYS_REFRESH_SECONDS`: pick up a rotated secret without a redeploy.
+    /// A failed read keeps the ring in force (its keys stay valid) and is retried next interval.
+    pub async fn refresh_keys_if_stale(&self, now: i64) {
+        let loaded = self.keys_loaded_at.load(Ordering::Relaxed);
+        if (now - loaded >= self.config.signing_keys_refresh || now < loaded)
+            && let Err(e) = self.reload_keys(now).await
+        {
+            tracing::warn!(error = %e, "signing keys not refreshed; keeping the ring in force");
+        }
+    }
+
+    /// Verify a token; when it names a `kid` we do not hold (a key rotated in since our last
+    /// read), re-read the ring once — at most every `KID_MISS_RELOAD_SECONDS` — and retry.
+    pub async fn verify_token(
+        &self,
+        token: &str,
+        expected: TokenUse,
+        now: i64,
+    ) -> Result<Claims, TokenError> {
+        match self.tokens.verify(token, expected, now) {
+            Err(TokenError::UnknownKey) => {
+                let last = self.kid_miss_at.load(Ordering::Relaxed);
+                if now - last < KID_MISS_RELOAD_SECONDS && now >= last {
+                    return Err(TokenError::UnknownKey);
+                }
+                self.kid_miss_at.store(now, Ordering::Relaxed);
+                match self.reload_keys(now).await {
+                    Ok(()) => self.tokens.verify(token, expected, now),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "signing keys not re-read after an unknown kid");
+                        Err(TokenError::UnknownKey)
+                    }
+                }
+            }
+            other => other,
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::ids;
 use crate::keys::KeyRing;
@@ -45,6 +45,8 @@ pub struct Claims {
 pub enum TokenError {
     Expired,
     Invalid,
+    /// Signed with a `kid` this ring does not hold (perhaps a key newer than our copy).
+    UnknownKey,
 }
 
 /// A signed token and the claims it carries.
@@ -57,7 +59,8 @@ pub struct Issued {
 /// Signs and verifies tokens with the key ring, for one issuer and audience.
 #[derive(Debug, Clone)]
 pub struct TokenService {
-    ring: Arc<KeyRing>,
+    /// Swapped whole when the secret is re-read (rotation), never edited in place.
+    ring: Arc<RwLock<Arc<KeyRing>>>,
     pub issuer: String,
     pub audience: String,
     pub access_ttl: i64,
@@ -77,7 +80,7 @@ impl TokenService {
         leeway: i64,
     ) -> Self {
         Self {
-            ring,
+            ring: Arc::new(RwLock::new(ring)),
             issuer,
             audience,
             access_ttl,
@@ -86,12 +89,36 @@ impl TokenService {
         }
     }
 
-    pub fn ring(&self) -> &KeyRing {
-        &self.ring
+    /// The `aud` of a token type: access tokens carry `JWT_AUDIENCE`; refresh tokens carry
+    /// `JWT_AUDIENCE#refresh`, so no verifier that checks the audience — API Gateway's JWT
+    /// authorizer, a downstream service — can mistake one for an access token.
+    pub fn audience_for(&self, token_use: TokenUse) -> String {
+        match token_use {
+            TokenUse::Access => self.audience.clone(),
+            TokenUse::Refresh => format!("{}#refresh", self.audience),
+        }
+    }
+
+    /// The key ring in force.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        match self.ring.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Put a newly read ring in force (every clone of this service sees it).
+    pub fn replace_ring(&self, ring: KeyRing) {
+        let ring = Arc::new(ring);
+        match self.ring.write() {
+            Ok(mut guard) => *guard = ring,
+            Err(poisoned) => *poisoned.into_inner() = ring,
+        }
     }
 
     fn sign(&self, claims: Claims) -> Result<Issued, crate::Error> {
-        let key = self.ring.signer();
+        let ring = self.ring();
+        let key = ring.signer();
         let mut header = Header::new(key.alg);
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, key.encoding())
@@ -130,7 +157,7 @@ impl TokenService {
     ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience_for(TokenUse::Refresh),
             sub: user_id.to_owned(),
             exp: now + self.refresh_ttl,
             iat: now,
@@ -159,7 +186,8 @@ impl TokenService {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
-        let key = self.ring.find(kid).ok_or(TokenError::Invalid)?;
+        let ring = self.ring();
+        let key = ring.find(kid).ok_or(TokenError::UnknownKey)?;
         if header.alg != key.alg {
             return Err(TokenError::Invalid);
         }
@@ -170,12 +198,12 @@ impl TokenService {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        let audience = self.audience_for(expected);
+        validation.set_audience(&[&audience]);
         let data = jsonwebtoken::decode::<Claims>(token, key.decoding(), &validation)
             .map_err(|_| TokenError::Invalid)?;
         let claims = data.claims;
-        if claims.token_use != expected || claims.iss != self.issuer || claims.aud != self.audience
-        {
+        if claims.token_use != expected || claims.iss != self.issuer || claims.aud != audience {
             return Err(TokenError::Invalid);
         }
         if claims.sub.is_empty() || claims.jti.is_empty() {
@@ -221,7 +249,8 @@ mod tests {
 
     /// Re-sign arbitrary header/claims JSON with the service's signing key.
     fn forge(svc: &TokenService, header: serde_json::Value, claims: serde_json::Value) -> String {
-        let key = svc.ring().signer();
+        let ring = svc.ring();
+        let key = ring.signer();
         let message = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
@@ -399,7 +428,7 @@ mod tests {
         h["kid"] = serde_json::json!("unknown");
         assert_eq!(
             svc.verify(&forge(&svc, h, good_claims(&svc)), TokenUse::Access, NOW),
-            Err(TokenError::Invalid)
+            Err(TokenError::UnknownKey)
         );
         let mut h = header(&svc);
         h.as_object_mut().unwrap().remove("kid");
@@ -454,7 +483,8 @@ mod tests {
         let svc = service();
         let claims = good_claims(&svc).to_string();
         let duplicated = claims.replacen("{", r#"{"sub":"usr_admin","#, 1);
-        let key = svc.ring().signer();
+        let ring = svc.ring();
+        let key = ring.signer();
         let message = format!(
             "{}.{}",
             b64(header(&svc).to_string().as_bytes()),
@@ -497,7 +527,7 @@ mod tests {
         );
         assert_eq!(
             retired.verify(&token, TokenUse::Access, NOW),
-            Err(TokenError::Invalid)
+            Err(TokenError::UnknownKey)
         );
     }
 }

@@ -1,10 +1,14 @@
 //! The one integration-test binary. Needs the local stack: run through `make test`.
 
 mod api_keys;
+mod attacks;
 mod authorizer;
+mod http_keys;
 mod http_login;
 mod http_sessions;
 mod invoke;
 mod login_flow;
 mod sessions;
+mod signing_keys;
 mod stores;
+mod wycheproof;

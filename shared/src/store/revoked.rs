@@ -20,7 +20,9 @@ const PARTITION: &str = "revoked";
 pub struct RevocationSet {
     /// Revoked access-token ids.
     pub jtis: HashSet<String>,
-    /// User id -> every access token of that user issued at or before this time is revoked.
+    /// User id -> every access token of that user issued before this second is revoked (a token of the
+    /// same second is not: a login right after "log out everywhere" must work; tokens minted
+    /// in that very second before the logout are few and short-lived).
     pub users: HashMap<String, i64>,
 }
 
@@ -31,7 +33,7 @@ impl RevocationSet {
             || self
                 .users
                 .get(sub)
-                .is_some_and(|not_before| iat <= *not_before)
+                .is_some_and(|not_before| iat < *not_before)
     }
 
     pub fn len(&self) -> usize {
@@ -93,7 +95,7 @@ impl RevokedStore {
             .await
     }
 
-    /// Revoke every access token of `user_id` issued at or before `now`; the entry lasts as
+    /// Revoke every access token of `user_id` issued before `now`; the entry lasts as
     /// long as the longest access token (`access_ttl`).
     pub async fn revoke_user(
         &self,
@@ -182,9 +184,12 @@ mod tests {
         set.users.insert("usr_2".into(), 100);
         assert!(set.is_revoked("at_1", "usr_1", 0));
         assert!(!set.is_revoked("at_9", "usr_1", 0));
-        assert!(set.is_revoked("at_9", "usr_2", 100));
+        assert!(set.is_revoked("at_9", "usr_2", 99));
         assert!(set.is_revoked("at_9", "usr_2", 50));
-        assert!(!set.is_revoked("at_9", "usr_2", 101));
+        assert!(
+            !set.is_revoked("at_9", "usr_2", 100),
+            "a login in the logout's own second works"
+        );
         assert_eq!(set.len(), 2);
     }
 }

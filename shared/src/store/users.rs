@@ -18,14 +18,14 @@ pub struct User {
     pub locked_until: Option<i64>,
     pub disabled: bool,
     pub created_at: i64,
-    /// Refresh tokens issued at or before this time are void ("log out everywhere").
+    /// Refresh tokens issued before this second are void ("log out everywhere").
     pub sessions_not_before: Option<i64>,
 }
 
 impl User {
     /// Whether a refresh token issued at `iat` may still be used by this user.
     pub fn session_allowed(&self, iat: i64) -> bool {
-        !self.disabled && self.sessions_not_before.is_none_or(|cutoff| iat > cutoff)
+        !self.disabled && self.sessions_not_before.is_none_or(|cutoff| iat >= cutoff)
     }
 
     pub fn is_locked(&self, now: i64) -> bool {
@@ -200,7 +200,7 @@ impl UserStore {
         Ok(())
     }
 
-    /// Void every refresh token issued at or before `now` (checked at refresh, with the user
+    /// Void every refresh token issued before `now` (checked at refresh, with the user
     /// read refresh makes anyway). `false` when there is no such user.
     pub async fn end_sessions(&self, email: &str, now: i64) -> Result<bool, StoreError> {
         self.update_existing(
