@@ -13,7 +13,7 @@ ARCH ?= arm64
 export PORTCULLIS_LOCAL_AWS_PORT ?= 4566
 export PORTCULLIS_WATCH_PORT ?= 9000
 
-.PHONY: help tools dev test lint unit build deploy bench clean
+.PHONY: help tools dev test lint contract build deploy bench clean
 
 help:
 	@echo "make dev     local stack: emulator + tables + demo user + cargo lambda watch on 127.0.0.1:$(PORTCULLIS_WATCH_PORT)"
@@ -28,7 +28,16 @@ $(VENV)/.installed: scripts/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
 	touch $@
 
-tools: $(VENV)/.installed
+# panva/jose for the interop tests (pinned by tests/interop/package-lock.json).
+tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --silent
+
+# schemathesis for the OpenAPI contract test (pinned separately: it is large).
+$(VENV)/.contract-installed: scripts/requirements-contract.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-contract.txt
+	touch $@
+
+tools: $(VENV)/.installed $(VENV)/.contract-installed tests/interop/node_modules/.package-lock.json
 
 lint: tools
 	cargo fmt --all --check
@@ -36,9 +45,20 @@ lint: tools
 	$(PY) scripts/check_consistency.py
 	$(VENV)/bin/cfn-lint template.yaml
 
+# One local stack for everything: the Rust tests (unit, emulator, HTTP through watch, invoke,
+# interop, faults, properties), then the bounded schemathesis run of docs/openapi.yaml against
+# the function URLs. The test runner's own output is kept: with-stack.sh scans it and every
+# function and emulator log for the passwords, tokens, keys and signing keys the tests used.
 test: lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-stack.sh \
-	  cargo nextest run --workspace --no-fail-fast --test-threads 8 --failure-output final
+	mkdir -p .local
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PORTCULLIS_TEST_OUTPUT_LOG="$(CURDIR)/.local/test-output.log" \
+	  scripts/with-stack.sh bash -o pipefail -c 'cargo nextest run --workspace --no-fail-fast \
+	  --test-threads 8 --failure-output final 2>&1 | tee "$$PORTCULLIS_TEST_OUTPUT_LOG" \
+	  && bash scripts/api-contract-test.sh'
+
+# The OpenAPI contract test alone.
+contract: tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-stack.sh bash scripts/api-contract-test.sh
 
 dev: tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/dev.sh
@@ -51,6 +71,14 @@ build: tools
 	  (cd target/lambda/$$f && rm -f bootstrap.zip && $(CURDIR)/$(PY) -m zipfile -c bootstrap.zip bootstrap); \
 	  printf '%-14s %s bootstrap %8s bytes, zipped %8s bytes\n' $$f "$(ARCH)" $$(stat -c %s $$b) $$(stat -c %s target/lambda/$$f/bootstrap.zip); \
 	done
+
+# Benchmarks: criterion microbenchmarks (with the local emulator for login) and the
+# cold-start comparison against the Node and Python peers; writes docs/benchmarks.md.
+bench: tools
+	cargo build --release -p authorizer
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-stack.sh \
+	  cargo bench -p portcullis-tests --bench portcullis -- --warm-up-time 1 --measurement-time 3
+	bash bench/run.sh --portcullis target/release/authorizer
 
 deploy: tools
 	sam build

@@ -7,8 +7,12 @@
 #
 # usage: scripts/with-stack.sh COMMAND [ARGS...]
 # The command sees: PORTCULLIS_TEST_AWS_ENDPOINT, PORTCULLIS_TEST_WATCH_URL (http),
-# PORTCULLIS_TEST_WATCH_PORT, PORTCULLIS_TEST_TLS_URL (https), PORTCULLIS_TEST_CA,
-# PORTCULLIS_TEST_ENV_FILE.
+# PORTCULLIS_TEST_WATCH_PORT, PORTCULLIS_TEST_TLS_URL (https), PORTCULLIS_TEST_FAULT_URL (a
+# server whose AWS endpoint is unreachable), PORTCULLIS_TEST_CA,
+# PORTCULLIS_TEST_ENV_FILE, PORTCULLIS_TEST_SECRETS_FILE (where tests note the secrets they use).
+# When the command succeeds, every log of the stack (and the file PORTCULLIS_TEST_OUTPUT_LOG,
+# if the caller sets it: the command's own output) is scanned for those secrets and the
+# signing keys' private material (scripts/scan-logs.py); a secret found fails the run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv/bin"
@@ -50,15 +54,22 @@ cargo build --quiet --workspace --bins
 "$root/target/debug/portcullis" init >/dev/null
 
 export PATH="$venv:$PATH"
-watch() {  # PORT LOG [TLS ARGS...]
-  local port=$1 log=$2; shift 2
+watch() {  # PORT LOG ENV_FILE [TLS ARGS...]
+  local port=$1 log=$2 env=$3; shift 3
   setsid cargo lambda watch -A 127.0.0.1 -P "$port" --ignore-changes --quiet \
-    --concurrency 8 --env-file "$env_file" "$@" >"$log" 2>&1 &
+    --concurrency 8 --env-file "$env" "$@" >"$log" 2>&1 &
   pids+=($!)
 }
-watch "$watch_port" "$state/watch.log"
-watch "$tls_port" "$state/watch-tls.log" \
+watch "$watch_port" "$state/watch.log" "$env_file"
+watch "$tls_port" "$state/watch-tls.log" "$env_file" \
   --tls-cert "$root/.local/tls/cert.pem" --tls-key "$root/.local/tls/key.pem"
+# A third server whose AWS endpoint is a closed port: every function's cold start finds its
+# stores unreachable (the fault tests).
+fault_port=$(python3 "$root/scripts/free-port.py")
+dead_port=$(python3 "$root/scripts/free-port.py")
+fault_env="$state/fault.env"
+sed "s|^AWS_ENDPOINT_URL=.*|AWS_ENDPOINT_URL=http://127.0.0.1:$dead_port|" "$env_file" >"$fault_env"
+watch "$fault_port" "$state/watch-fault.log" "$fault_env"
 python3 "$root/scripts/wait-http.py" "http://127.0.0.1:$watch_port/lambda-url/login/" 300 \
   || { cat "$state/watch.log" >&2; exit 1; }
 python3 "$root/scripts/wait-http.py" "https://127.0.0.1:$tls_port/lambda-url/login/" 300 "$root/.local/tls/ca.pem" \
@@ -67,12 +78,24 @@ python3 "$root/scripts/wait-http.py" "https://127.0.0.1:$tls_port/lambda-url/log
 export PORTCULLIS_TEST_AWS_ENDPOINT="$endpoint"
 export PORTCULLIS_TEST_WATCH_URL="http://127.0.0.1:$watch_port"
 export PORTCULLIS_TEST_TLS_URL="https://127.0.0.1:$tls_port"
+export PORTCULLIS_TEST_FAULT_URL="http://127.0.0.1:$fault_port"
 export PORTCULLIS_TEST_WATCH_PORT="$watch_port"
 export PORTCULLIS_TEST_CA="$root/.local/tls/ca.pem"
 export PORTCULLIS_TEST_ENV_FILE="$env_file"
+export PORTCULLIS_TEST_SECRETS_FILE="$state/secrets.txt"
+: >"$PORTCULLIS_TEST_SECRETS_FILE"
 status=0
 "$@" || status=$?
 if [ "$status" -ne 0 ] && [ -n "${CI:-}" ]; then
   echo "---- cargo lambda watch log (tail) ----" >&2; tail -n 80 "$state/watch.log" >&2
+fi
+if [ "$status" -eq 0 ]; then
+  # No secrets in logs: the scanner first proves it can fail, then scans.
+  logs=("$state"/watch*.log "$state/moto.log")
+  if [ -n "${PORTCULLIS_TEST_OUTPUT_LOG:-}" ]; then logs+=("$PORTCULLIS_TEST_OUTPUT_LOG"); fi
+  "$venv/python" "$root/scripts/scan-logs.py" --self-test >/dev/null \
+    && "$venv/python" "$root/scripts/scan-logs.py" --secrets "$PORTCULLIS_TEST_SECRETS_FILE" \
+      --endpoint "$endpoint" --env-file "$env_file" "${logs[@]}" \
+    || status=$?
 fi
 exit "$status"

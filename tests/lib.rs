@@ -112,6 +112,33 @@ pub async fn clients(counter: &RequestCounter) -> AwsClients {
     }
 }
 
+/// Note secret material a test uses (a password, a token, an API key), one line per line of
+/// `secret`, in the file `PORTCULLIS_TEST_SECRETS_FILE` names (`scripts/with-stack.sh` sets
+/// it; unset, this does nothing). After the suite, `scripts/scan-logs.py` fails the run if
+/// any of them appears in a log.
+pub fn remember_secret(secret: &str) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("PORTCULLIS_TEST_SECRETS_FILE") else {
+        return;
+    };
+    let text: String = secret
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if text.is_empty() {
+        return;
+    }
+    // One append per call: whole lines, even with many test processes writing at once.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.to_string_lossy()));
+    file.write_all(text.as_bytes())
+        .expect("write PORTCULLIS_TEST_SECRETS_FILE");
+}
+
 /// A configuration over tables with a unique prefix, so tests never see each other's data.
 pub fn config(prefix: &str, overrides: &[(&str, &str)]) -> Config {
     let tables = Tables::with_prefix(prefix);
@@ -169,6 +196,7 @@ impl World {
 
     /// Create a user with the state's own policy and return it.
     pub async fn user(&self, email: &str, password: &str, role: &str) -> portcullis::store::User {
+        remember_secret(password);
         let user = portcullis::admin::create_user(
             &self.state.users,
             &self.state.hashing,
@@ -213,6 +241,8 @@ pub fn cli(args: &[&str], stdin: Option<&str>) -> std::process::Output {
         .spawn()
         .expect("spawn portcullis CLI (cargo build --workspace --bins first)");
     if let Some(text) = stdin {
+        // What tests pipe to the CLI is a password.
+        remember_secret(text);
         child
             .stdin
             .take()

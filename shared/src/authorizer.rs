@@ -266,9 +266,12 @@ impl Authorizer {
         }
     }
 
-    /// Load the revocation set now (cold start does this alongside the key ring).
-    pub async fn preload(&self, now: i64) -> Result<(), Error> {
-        self.revocation_set(now).await.map(|_| ())
+    /// Put a revocation set in force as if loaded at `now` (benchmarks and tests that measure
+    /// the in-memory decision alone).
+    pub fn seed_revocations(&self, set: RevocationSet, now: i64) {
+        if let Ok(mut guard) = self.revocations.lock() {
+            *guard = Some((now, Arc::new(set)));
+        }
     }
 
     async fn revocation_set(&self, now: i64) -> Result<Arc<RevocationSet>, Error> {
@@ -448,22 +451,54 @@ impl Authorizer {
 pub async fn serve() -> Result<(), lambda_http::Error> {
     use lambda_http::lambda_runtime::{self, Diagnostic, LambdaEvent, service_fn};
     lambda_http::tracing::init_default_subscriber();
-    let authorizer = Authorizer::new(AppState::from_env().await?);
-    if let Err(e) = authorizer.preload(crate::state::now()).await {
-        // Not fatal: the first JWT request retries, and denies if it still cannot load.
-        tracing::warn!(error = %e, "revocation list not loaded at start");
+    let config =
+        crate::config::Config::from_env().map_err(|e| crate::state::StartupError(e.to_string()))?;
+    let aws = crate::state::AwsClients::load().await;
+    // Cold start: the key ring and the revocation list are independent network reads, so
+    // they run concurrently. If the key ring cannot be read, every event retries the start
+    // and is answered with an (uncached) error meanwhile: fail closed, no crash loop.
+    let start = || async {
+        let revoked =
+            crate::store::RevokedStore::new(aws.dynamodb.clone(), &config.tables.revoked_tokens);
+        let now = crate::state::now();
+        let (ring, revocations) = tokio::join!(
+            aws.load_key_ring(&config.signing_keys_secret_id),
+            revoked.load(now, MAX_REVOCATIONS)
+        );
+        let ring = ring.map_err(|e| {
+            crate::state::StartupError(format!(
+                "loading signing keys from {}: {e}",
+                config.signing_keys_secret_id
+            ))
+        })?;
+        let authorizer = Authorizer::new(AppState::new(config.clone(), aws.clone(), ring));
+        match revocations {
+            Ok(set) => authorizer.seed_revocations(set, now),
+            // Not fatal: the first JWT request retries, and denies if it still cannot load.
+            Err(e) => tracing::warn!(error = %e, "revocation list not loaded at start"),
+        }
+        Ok::<_, crate::state::StartupError>(authorizer)
+    };
+    let cell = tokio::sync::OnceCell::new();
+    if let Err(e) = cell.get_or_try_init(start).await {
+        tracing::error!(error = %e, "cold start incomplete; denying until it succeeds");
     }
-    let authorizer = &authorizer;
+    let (cell, start) = (&cell, &start);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let to_diagnostic = |f: Failure| Diagnostic {
+            error_type: f.error_type.into(),
+            error_message: f.message.into(),
+        };
+        let authorizer = cell
+            .get_or_try_init(start)
+            .await
+            .map_err(|_| to_diagnostic(Failure::UNAVAILABLE))?;
         let now = crate::state::now();
         authorizer.app.refresh_keys_if_stale(now).await;
         authorizer
             .handle(&event.payload, now)
             .await
-            .map_err(|f| Diagnostic {
-                error_type: f.error_type.into(),
-                error_message: f.message.into(),
-            })
+            .map_err(to_diagnostic)
     }))
     .await
 }

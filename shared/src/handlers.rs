@@ -51,10 +51,23 @@ pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
         }))
         .await;
     }
-    let state = AppState::from_env().await?;
-    let state = &state;
+    // A missing or bad variable fails the cold start, naming it. A store that cannot be reached
+    // does not: every request retries the start and, while it fails, answers 503 (fail closed).
+    let config =
+        crate::config::Config::from_env().map_err(|e| crate::state::StartupError(e.to_string()))?;
+    let aws = crate::state::AwsClients::load().await;
+    let cell = tokio::sync::OnceCell::new();
+    let start = || AppState::start(config.clone(), aws.clone());
+    if let Err(e) = cell.get_or_try_init(start).await {
+        tracing::error!(error = %e, "cold start incomplete; answering 503 until it succeeds");
+    }
+    let (cell, start) = (&cell, &start);
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let now = crate::state::now();
+        let state = match cell.get_or_try_init(start).await {
+            Ok(state) => state,
+            Err(e) => return Ok(http::error_response(&Error::Unavailable(e.to_string()))),
+        };
         state.refresh_keys_if_stale(now).await;
         Ok::<_, lambda_http::Error>(function.handle(state, req, now).await)
     }))

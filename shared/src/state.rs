@@ -31,6 +31,36 @@ impl std::fmt::Display for StartupError {
 
 impl std::error::Error for StartupError {}
 
+/// Roots of Amazon Trust Services: every AWS endpoint chains to one of them.
+const AWS_ROOTS_PEM: &[u8] = include_bytes!("aws-roots.pem");
+
+/// The HTTPS client for the AWS SDK. By default it trusts only the embedded Amazon roots:
+/// reading and parsing the whole OS certificate store took most of a cold start (measured
+/// with strace). `PORTCULLIS_TLS_ROOTS=native` restores the OS store (a proxy or a private
+/// endpoint with its own CA).
+fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{
+        Provider, TlsContext, TrustStore, rustls_provider::CryptoMode,
+    };
+    let native = std::env::var("PORTCULLIS_TLS_ROOTS").is_ok_and(|v| v == "native");
+    let store = if native {
+        TrustStore::default()
+    } else {
+        TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AWS_ROOTS_PEM)
+    };
+    let builder =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+    match TlsContext::builder().with_trust_store(store).build() {
+        Ok(context) => builder.tls_context(context).build_https(),
+        Err(e) => {
+            tracing::warn!(error = %e, "embedded trust store unusable; using the OS store");
+            builder.build_https()
+        }
+    }
+}
+
 /// The AWS clients, all from one shared configuration (so `AWS_ENDPOINT_URL` works).
 #[derive(Debug, Clone)]
 pub struct AwsClients {
@@ -49,6 +79,7 @@ impl AwsClients {
             .build();
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(timeouts)
+            .http_client(https_client())
             .load()
             .await;
         Self::from_sdk_config(&sdk)
@@ -107,6 +138,12 @@ impl AppState {
     pub async fn from_env() -> Result<Self, StartupError> {
         let config = Config::from_env().map_err(|e| StartupError(e.to_string()))?;
         let aws = AwsClients::load().await;
+        Self::start(config, aws).await
+    }
+
+    /// The network part of a cold start: read the key ring. Retried per request while it
+    /// fails (see `handlers::serve`), so an outage at cold start answers 503, not a crash loop.
+    pub async fn start(config: Config, aws: AwsClients) -> Result<Self, StartupError> {
         let ring = aws
             .load_key_ring(&config.signing_keys_secret_id)
             .await

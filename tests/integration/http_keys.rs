@@ -7,7 +7,8 @@ use portcullis::apikeys::rfc3339;
 use portcullis::store::ApiKeyStore;
 use portcullis::store::api_keys::{generate, key_id};
 use portcullis_tests::{
-    RequestCounter, cli, clients, function_url, https_client, unique_email, watch_env,
+    RequestCounter, cli, clients, function_url, https_client, remember_secret, unique_email,
+    watch_env,
 };
 use serde_json::{Value, json};
 
@@ -38,6 +39,7 @@ fn create_key(name: &str, scopes: &str, expires_in: Option<&str>) -> Value {
     }
     let doc: Value = serde_json::from_str(&cli_ok(&args, None)).unwrap();
     let key = doc["key"].as_str().unwrap();
+    remember_secret(key);
     assert_eq!(key_id(key), doc["id"].as_str(), "{doc}");
     doc
 }

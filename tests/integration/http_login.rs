@@ -2,8 +2,8 @@
 
 use portcullis::store::UserStore;
 use portcullis_tests::{
-    RequestCounter, cli, clients, function_url, https_client, tls_function_url, unique_email,
-    watch_env,
+    RequestCounter, cli, clients, function_url, https_client, remember_secret, tls_function_url,
+    unique_email, watch_env,
 };
 use serde_json::{Value, json};
 
@@ -38,14 +38,15 @@ async fn post(body: &str, content_type: Option<&str>) -> (u16, reqwest::header::
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    (
-        status,
-        headers,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-    )
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    for token in ["accessToken", "refreshToken"] {
+        remember_secret(body["data"]["tokens"][token].as_str().unwrap_or_default());
+    }
+    (status, headers, body)
 }
 
 fn login_body(email: &str, password: &str) -> String {
+    remember_secret(password);
     json!({"email": email, "password": password}).to_string()
 }
 

@@ -3,11 +3,14 @@
 mod api_keys;
 mod attacks;
 mod authorizer;
+mod faults;
 mod http_keys;
 mod http_login;
 mod http_sessions;
+mod interop;
 mod invoke;
 mod login_flow;
+mod properties;
 mod sessions;
 mod signing_keys;
 mod stores;

@@ -1,0 +1,194 @@
+//! Microbenchmarks (criterion): token verification per algorithm vs the bare signature
+//! primitive it rests on; the authorizer's whole in-process decision vs that primitive; and,
+//! when the local stack is up (`make bench` starts it), login's handler vs one argon2id verify
+//! with the same parameters. Figures are printed, never asserted.
+
+use std::hint::black_box;
+
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+use base64::Engine as _;
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::Algorithm;
+use portcullis::authorizer::Authorizer;
+use portcullis::keys::KeyRing;
+use portcullis::state::{AppState, AwsClients};
+use portcullis::store::RevocationSet;
+use portcullis::token::TokenUse;
+use serde_json::json;
+
+const NOW: i64 = 1_800_000_000;
+
+fn b64(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+/// An app state whose AWS clients point nowhere: the benchmarked paths make no call.
+fn offline_state(alg: Algorithm) -> (AppState, serde_json::Value) {
+    let jwk = KeyRing::generate_jwk(alg).unwrap();
+    let ring = KeyRing::from_secret(&json!({"keys": [jwk.clone()]}).to_string()).unwrap();
+    let config = portcullis_tests::config(
+        "bench-",
+        &[
+            ("AUTHORIZER_RESPONSE", "iam"),
+            ("REVOCATION_REFRESH_SECONDS", "300"),
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url("http://127.0.0.1:9")
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "b", "b", None, None, "bench",
+            ))
+            .load(),
+    );
+    (
+        AppState::new(config, AwsClients::from_sdk_config(&sdk), ring),
+        jwk,
+    )
+}
+
+fn verification(c: &mut Criterion) {
+    for (alg, name) in [
+        (Algorithm::HS256, "HS256"),
+        (Algorithm::EdDSA, "EdDSA"),
+        (Algorithm::ES256, "ES256"),
+    ] {
+        let (state, jwk) = offline_state(alg);
+        let token = state
+            .tokens
+            .issue_access("usr_bench", "bench@example.com", "admin", NOW)
+            .unwrap()
+            .token;
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let signature = b64(signature);
+        let mut group = c.benchmark_group(format!("verify/{name}"));
+        group.bench_function("token_service", |b| {
+            b.iter(|| {
+                state
+                    .tokens
+                    .verify(black_box(&token), TokenUse::Access, NOW)
+                    .unwrap()
+            })
+        });
+        match alg {
+            Algorithm::HS256 => {
+                let key = aws_lc_rs::hmac::Key::new(
+                    aws_lc_rs::hmac::HMAC_SHA256,
+                    &b64(jwk["k"].as_str().unwrap()),
+                );
+                group.bench_function("primitive", |b| {
+                    b.iter(|| {
+                        aws_lc_rs::hmac::verify(&key, black_box(message.as_bytes()), &signature)
+                            .unwrap()
+                    })
+                });
+            }
+            Algorithm::EdDSA => {
+                let key = UnparsedPublicKey::new(&ED25519, b64(jwk["x"].as_str().unwrap()));
+                group.bench_function("primitive", |b| {
+                    b.iter(|| {
+                        key.verify(black_box(message.as_bytes()), &signature)
+                            .unwrap()
+                    })
+                });
+            }
+            _ => {
+                let mut point = vec![4u8];
+                point.extend(b64(jwk["x"].as_str().unwrap()));
+                point.extend(b64(jwk["y"].as_str().unwrap()));
+                let key = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
+                group.bench_function("primitive", |b| {
+                    b.iter(|| {
+                        key.verify(black_box(message.as_bytes()), &signature)
+                            .unwrap()
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+fn authorizer_decision(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for (alg, name) in [(Algorithm::EdDSA, "EdDSA"), (Algorithm::HS256, "HS256")] {
+        let (state, _) = offline_state(alg);
+        let token = state
+            .tokens
+            .issue_access("usr_bench", "bench@example.com", "admin", NOW)
+            .unwrap()
+            .token;
+        let authorizer = Authorizer::new(state);
+        // a realistic revocation list: a thousand logged-out tokens
+        let mut set = RevocationSet::default();
+        for i in 0..1000 {
+            set.jtis.insert(format!("at_revoked_{i}"));
+        }
+        authorizer.seed_revocations(set, NOW);
+        let event = json!({
+            "type": "TOKEN",
+            "authorizationToken": format!("Bearer {token}"),
+            "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod/GET/whoami",
+        });
+        assert!(rt.block_on(authorizer.handle(&event, NOW)).is_ok());
+        c.bench_function(&format!("authorizer/decision/{name}"), |b| {
+            b.iter(|| {
+                rt.block_on(authorizer.handle(black_box(&event), NOW))
+                    .unwrap()
+            })
+        });
+    }
+}
+
+fn login(c: &mut Criterion) {
+    if std::env::var("PORTCULLIS_TEST_AWS_ENDPOINT").is_err() {
+        eprintln!(
+            "login benchmark skipped: run through `make bench` (it starts the local emulator)"
+        );
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let world = rt.block_on(portcullis_tests::World::new(&[
+        ("PASSWORD_HASH_PROFILE", "production"),
+        ("LOGIN_RATE_LIMIT", "100000000/60"),
+    ]));
+    let email = portcullis_tests::unique_email("bench");
+    let user = rt.block_on(world.user(&email, "Corr3ct-horse!", "user"));
+    let creds = portcullis::login::Credentials {
+        email: email.clone(),
+        password: "Corr3ct-horse!".into(),
+    };
+    let mut group = c.benchmark_group("login");
+    group.sample_size(20);
+    group.bench_function("argon2id_verify", |b| {
+        b.iter(|| {
+            assert!(
+                world
+                    .state
+                    .hashing
+                    .verify(black_box("Corr3ct-horse!"), &user.password_hash)
+            )
+        })
+    });
+    group.bench_function("handler", |b| {
+        b.iter(|| {
+            rt.block_on(portcullis::login::login(
+                &world.state,
+                black_box(&creds),
+                "192.0.2.200",
+                NOW,
+            ))
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verification, authorizer_decision, login);
+criterion_main!(benches);
