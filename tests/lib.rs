@@ -263,3 +263,65 @@ pub fn unique_email(tag: &str) -> String {
             .to_lowercase()
     )
 }
+
+/// AWS clients whose endpoint is a closed port: a store that is down.
+pub async fn unreachable_aws() -> AwsClients {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "tests",
+        ))
+        .load()
+        .await;
+    AwsClients::from_sdk_config(&sdk)
+}
+
+impl World {
+    /// The same configuration and keys, but the store stopped: every call fails to connect.
+    pub async fn stopped(&self) -> AppState {
+        AppState::new(
+            self.state.config.clone(),
+            unreachable_aws().await,
+            self.state.tokens.ring(),
+        )
+    }
+}
+
+/// `cargo lambda invoke FUNCTION --data-file FILE` against the plain-HTTP watch (a relative
+/// FILE is taken from the repository root), ready to run.
+pub fn cargo_lambda_invoke(
+    function: &str,
+    data_file: impl AsRef<std::path::Path>,
+) -> std::process::Command {
+    let port = env("PORTCULLIS_TEST_WATCH_PORT");
+    let mut cmd = std::process::Command::new("cargo");
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("CARGO_LAMBDA_COLOR", "never")
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port,
+        ])
+        .args(["--output-format", "json", "--data-file"])
+        .arg(data_file.as_ref());
+    cmd
+}
+
+/// Invoke and return the function's JSON answer, insisting that the invocation succeeded.
+pub fn invoke_json(function: &str, data_file: impl AsRef<std::path::Path>) -> serde_json::Value {
+    let out = cargo_lambda_invoke(function, data_file)
+        .output()
+        .expect("cargo lambda invoke");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}

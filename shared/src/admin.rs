@@ -275,24 +275,6 @@ fn secret_error(op: &'static str, e: crate::keys::KeyRingError) -> StoreError {
     StoreError::new(StoreErrorKind::Other, op, e.to_string())
 }
 
-async fn current_secret(aws: &AwsClients, secret_id: &str) -> Result<String, StoreError> {
-    let out = aws
-        .secrets
-        .get_secret_value()
-        .secret_id(secret_id)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .map_err(|e| StoreError::from_sdk("signing_keys.get", e))?;
-    out.secret_string().map(str::to_owned).ok_or_else(|| {
-        StoreError::new(
-            StoreErrorKind::Other,
-            "signing_keys.get",
-            "the secret has no string value",
-        )
-    })
-}
-
 async fn put_secret(aws: &AwsClients, secret_id: &str, text: String) -> Result<(), StoreError> {
     aws.secrets
         .put_secret_value()
@@ -311,7 +293,7 @@ pub async fn rotate_signing_key(
     secret_id: &str,
     alg: Algorithm,
 ) -> Result<String, StoreError> {
-    let current = current_secret(aws, secret_id).await?;
+    let current = aws.current_secret(secret_id).await?;
     let (text, kid) = crate::keys::rotated_secret(&current, alg)
         .map_err(|e| secret_error("signing_keys.rotate", e))?;
     put_secret(aws, secret_id, text).await?;
@@ -324,7 +306,7 @@ pub async fn retire_signing_key(
     secret_id: &str,
     kid: &str,
 ) -> Result<(), StoreError> {
-    let current = current_secret(aws, secret_id).await?;
+    let current = aws.current_secret(secret_id).await?;
     let text = crate::keys::retired_secret(&current, kid)
         .map_err(|e| secret_error("signing_keys.retire", e))?;
     put_secret(aws, secret_id, text).await

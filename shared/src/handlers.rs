@@ -83,6 +83,23 @@ fn with_cookies(mut resp: Response<Body>, cookies: Vec<String>) -> Response<Body
     resp
 }
 
+/// In cookie mode, hand the new refresh token (and a new CSRF token) to the browser too.
+fn with_session_cookies(
+    state: &AppState,
+    resp: Response<Body>,
+    refresh_token: &str,
+) -> Response<Body> {
+    if !state.config.refresh_cookie {
+        return resp;
+    }
+    let cookies = cookies::set_session_cookies(
+        refresh_token,
+        state.config.refresh_token_ttl,
+        &state.config.refresh_cookie_path,
+    );
+    with_cookies(resp, cookies)
+}
+
 /// The body as a JSON object, or an empty object when there is no body at all.
 fn optional_json_object(
     req: &Request,
@@ -114,17 +131,11 @@ async fn login_inner(state: &AppState, req: &Request, now: i64) -> Result<Respon
         password: required_str(&body, "password")?.to_owned(),
     };
     let out = login::login(state, &credentials, &http::source_ip(req), now).await?;
-    let resp = data_response(200, &out);
-    Ok(if state.config.refresh_cookie {
-        let cookies = cookies::set_session_cookies(
-            &out.tokens.refresh_token,
-            state.config.refresh_token_ttl,
-            &state.config.refresh_cookie_path,
-        );
-        with_cookies(resp, cookies)
-    } else {
-        resp
-    })
+    Ok(with_session_cookies(
+        state,
+        data_response(200, &out),
+        &out.tokens.refresh_token,
+    ))
 }
 
 /// `POST` refresh: `{"refreshToken"}`, or the refresh cookie (+ CSRF header) in cookie mode.
@@ -153,16 +164,7 @@ async fn refresh_inner(state: &AppState, req: &Request, now: i64) -> Result<Resp
     };
     let out = session::refresh(state, &token, &http::source_ip(req), now).await?;
     let resp = data_response(200, &json!({"tokens": out.tokens}));
-    Ok(if state.config.refresh_cookie {
-        let cookies = cookies::set_session_cookies(
-            &out.tokens.refresh_token,
-            state.config.refresh_token_ttl,
-            &state.config.refresh_cookie_path,
-        );
-        with_cookies(resp, cookies)
-    } else {
-        resp
-    })
+    Ok(with_session_cookies(state, resp, &out.tokens.refresh_token))
 }
 
 /// `POST` logout: `Authorization: Bearer` + `{"refreshToken"}` or `{"allSessions": true}`.

@@ -92,8 +92,8 @@ impl AwsClients {
         }
     }
 
-    /// Read the signing key ring from Secrets Manager (current version).
-    pub async fn load_key_ring(&self, secret_id: &str) -> Result<KeyRing, StoreError> {
+    /// The current version (`AWSCURRENT`) of a secret's text.
+    pub async fn current_secret(&self, secret_id: &str) -> Result<String, StoreError> {
         let out = self
             .secrets
             .get_secret_value()
@@ -102,14 +102,19 @@ impl AwsClients {
             .send()
             .await
             .map_err(|e| StoreError::from_sdk("secrets.get_secret_value", e))?;
-        let text = out.secret_string().ok_or_else(|| {
+        out.secret_string().map(str::to_owned).ok_or_else(|| {
             StoreError::new(
                 StoreErrorKind::Other,
                 "secrets.get_secret_value",
                 "the secret has no string value",
             )
-        })?;
-        KeyRing::from_secret(text)
+        })
+    }
+
+    /// Read the signing key ring from Secrets Manager (current version).
+    pub async fn load_key_ring(&self, secret_id: &str) -> Result<KeyRing, StoreError> {
+        let text = self.current_secret(secret_id).await?;
+        KeyRing::from_secret(&text)
             .map_err(|e| StoreError::new(StoreErrorKind::Other, "secrets.parse", e.to_string()))
     }
 }

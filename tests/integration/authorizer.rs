@@ -380,20 +380,7 @@ async fn dynamodb_requests_per_call_cold_and_warm() {
 #[tokio::test]
 async fn store_failure_fails_closed_without_a_cacheable_answer() {
     let f = fixture(&[("AUTHORIZER_RESPONSE", "simple")]).await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let aws = portcullis::state::AwsClients::from_sdk_config(&sdk);
-    let state = portcullis::state::AppState::new(
-        f.w.state.config.clone(),
-        aws,
-        f.w.state.tokens.ring().clone(),
-    );
+    let state = f.w.stopped().await;
     let authz = Authorizer::new(state);
     for kind in [Kind::Token, Kind::Request, Kind::Http] {
         for cred in [

@@ -7,7 +7,6 @@ use portcullis::Error;
 use portcullis::authorizer::{Authorizer, Failure};
 use portcullis::login::{Credentials, login};
 use portcullis::session::{LogoutScope, logout, refresh};
-use portcullis::state::{AppState, AwsClients};
 use portcullis::store::RefreshStatus;
 use portcullis_tests::{World, https_client, unique_email};
 use serde_json::{Value, json};
@@ -98,23 +97,6 @@ async fn the_authorizer_denies_with_an_uncached_error_when_the_stores_are_unreac
     );
 }
 
-/// The same tables and keys as `w`, through an endpoint where nothing listens.
-async fn stopped(w: &World) -> AppState {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "tests",
-        ))
-        .load()
-        .await;
-    AppState::new(
-        w.state.config.clone(),
-        AwsClients::from_sdk_config(&sdk),
-        w.state.tokens.ring(),
-    )
-}
-
 #[tokio::test]
 async fn a_store_stopped_mid_run_gives_503_everywhere_and_writes_nothing() {
     let w = World::new(&[]).await;
@@ -125,7 +107,7 @@ async fn a_store_stopped_mid_run_gives_503_everywhere_and_writes_nothing() {
         password: PASSWORD.into(),
     };
     let session = login(&w.state, &creds, "ip", NOW).await.unwrap();
-    let down = stopped(&w).await;
+    let down = w.stopped().await;
     let unavailable = |r: Result<(), Error>| matches!(r, Err(Error::Unavailable(_)));
     assert!(unavailable(
         login(&down, &creds, "ip", NOW).await.map(|_| ())

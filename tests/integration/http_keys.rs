@@ -143,23 +143,7 @@ fn sample(file: &str) -> Value {
 
 /// `cargo lambda invoke FUNCTION --data-file PATH --output-format json`.
 async fn invoke(function: &str, data_file: &std::path::Path) -> std::process::Output {
-    let port = std::env::var("PORTCULLIS_TEST_WATCH_PORT").unwrap();
-    tokio::process::Command::new("cargo")
-        .current_dir(root())
-        .env("CARGO_LAMBDA_COLOR", "never")
-        .args([
-            "lambda",
-            "invoke",
-            function,
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port,
-            "--output-format",
-            "json",
-            "--data-file",
-        ])
-        .arg(data_file)
+    tokio::process::Command::from(portcullis_tests::cargo_lambda_invoke(function, data_file))
         .output()
         .await
         .expect("cargo lambda invoke")

@@ -8,8 +8,8 @@ use portcullis::ids::digest;
 use portcullis::store::{RefreshStatus, RefreshTokenStore, RevocationSet, RevokedStore};
 use portcullis::token::{Claims, TokenService, TokenUse};
 use portcullis_tests::{
-    RequestCounter, cli, clients, function_url, https_client, tls_function_url, unique_email,
-    watch_env,
+    RequestCounter, cli, clients, function_url, https_client, invoke_json, tls_function_url,
+    unique_email, watch_env,
 };
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -924,48 +924,19 @@ async fn cookie_mode_refresh_needs_the_csrf_header_and_logout_clears_the_cookies
 // ---------------------------------------------------------------------------------------
 // 7. the sample events with `cargo lambda invoke`
 
-fn invoke(function: &str, event_file: &str) -> Value {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let port = std::env::var("PORTCULLIS_TEST_WATCH_PORT").unwrap();
-    let out = std::process::Command::new("cargo")
-        .current_dir(root)
-        .args([
-            "lambda",
-            "invoke",
-            function,
-            "--invoke-address",
-            "127.0.0.1",
-            "--invoke-port",
-            &port,
-            "--data-file",
-            event_file,
-            "--output-format",
-            "json",
-        ])
-        .output()
-        .expect("cargo lambda invoke");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
-}
-
 fn invoked_body(response: &Value) -> Value {
     serde_json::from_str(response["body"].as_str().expect("a string body")).unwrap()
 }
 
 #[tokio::test]
 async fn sample_events_with_fake_tokens_get_their_401s() {
-    let response = invoke("refresh", "events/refresh.json");
+    let response = invoke_json("refresh", "events/refresh.json");
     assert_eq!(response["statusCode"], 401, "{response}");
     let body = invoked_body(&response);
     assert_eq!(body["error"]["code"], "INVALID_REFRESH_TOKEN", "{body}");
     assert!(body["error"]["message"].is_string());
 
-    let response = invoke("logout", "events/logout.json");
+    let response = invoke_json("logout", "events/logout.json");
     assert_eq!(response["statusCode"], 401, "{response}");
     let body = invoked_body(&response);
     assert_eq!(body["error"]["code"], "INVALID_TOKEN", "{body}");
@@ -992,7 +963,7 @@ async fn sample_refresh_event_with_a_real_token_refreshes() {
         portcullis::ids::new_id("ev")
     ));
     std::fs::write(&path, event.to_string()).unwrap();
-    let response = invoke("refresh", path.to_str().unwrap());
+    let response = invoke_json("refresh", path.to_str().unwrap());
     let _ = std::fs::remove_file(&path);
     assert_eq!(response["statusCode"], 200, "{response}");
     let body = invoked_body(&response);

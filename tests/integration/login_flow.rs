@@ -293,27 +293,3 @@ async fn bad_input_changes_no_state() {
         "validation happens before any DynamoDB request"
     );
 }
-
-#[tokio::test]
-async fn emulator_down_is_503_and_fails_closed() {
-    let w = World::new(&[]).await;
-    // Same tables, but an endpoint where nothing listens.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url("http://127.0.0.1:9")
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let aws = portcullis::state::AwsClients::from_sdk_config(&sdk);
-    let state = portcullis::state::AppState::new(
-        w.state.config.clone(),
-        aws,
-        w.state.tokens.ring().clone(),
-    );
-    let err = login(&state, &creds("a@example.com", PASSWORD), "192.0.2.7", NOW)
-        .await
-        .unwrap_err();
-    assert_eq!((err.status(), err.code()), (503, "SERVICE_UNAVAILABLE"));
-}
