@@ -49,11 +49,20 @@ pub enum TokenError {
     UnknownKey,
 }
 
-/// A signed token and the claims it carries.
-#[derive(Debug, Clone)]
+/// A signed token and the claims it carries. `Debug` shows the claims, never the token.
+#[derive(Clone)]
 pub struct Issued {
     pub token: String,
     pub claims: Claims,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("token", &"<redacted>")
+            .field("claims", &self.claims)
+            .finish()
+    }
 }
 
 /// Signs and verifies tokens with the key ring, for one issuer and audience.
@@ -291,6 +300,17 @@ mod tests {
             header.kid.as_deref(),
             Some(svc.ring().signer().kid.as_str())
         );
+    }
+
+    #[test]
+    fn issued_debug_never_prints_the_token() {
+        let issued = service()
+            .issue_access("usr_1", "a@example.com", "user", NOW)
+            .unwrap();
+        let printed = format!("{issued:?}");
+        assert!(!printed.contains(&issued.token));
+        assert!(!printed.contains(issued.token.split('.').nth(2).unwrap()));
+        assert!(printed.contains("usr_1"));
     }
 
     #[test]
