@@ -164,12 +164,12 @@ async fn lockout_at_threshold_refuses_even_the_right_password_until_it_expires()
 }
 
 #[tokio::test]
-async fn twenty_concurrent_wrong_passwords_leave_an_exact_counter_and_a_lock() {
+async fn fifty_concurrent_wrong_passwords_leave_an_exact_counter_and_a_lock() {
     let w = World::new(&[("LOCKOUT_THRESHOLD", "5")]).await;
     let email = unique_email("race");
     w.user(&email, PASSWORD, "user").await;
     let mut tasks = Vec::new();
-    for i in 0..20 {
+    for i in 0..50 {
         let state = w.state.clone();
         let email = email.clone();
         tasks.push(tokio::spawn(async move {
@@ -191,7 +191,7 @@ async fn twenty_concurrent_wrong_passwords_leave_an_exact_counter_and_a_lock() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(invalid + locked, 20);
+    assert_eq!(invalid + locked, 50);
     let user = w.state.users.get(&email).await.unwrap().unwrap();
     assert_eq!(
         user.failed_attempts, invalid,
