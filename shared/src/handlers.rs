@@ -40,8 +40,8 @@ impl HttpFunction {
 }
 
 /// Run an HTTP function: build the state once (cold start), then serve every request with
-/// the system clock. A cold-start failure ends the process with a message that names its
-/// cause, as Lambda expects.
+/// the system clock. A configuration error ends the process with a message that names the
+/// variable; an unreachable store does not (see below).
 pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     if function == HttpFunction::Whoami {
