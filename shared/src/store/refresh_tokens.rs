@@ -241,6 +241,22 @@ impl RefreshTokenStore {
         Err(StoreError::from_sdk(OP, err))
     }
 
+    /// The UpdateItem that marks one token revoked; callers add their condition.
+    fn revoke_request(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("tokenHash", s(token_hash))
+            .update_expression("SET #st = :revoked, revokedAt = :now")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":revoked", s(RefreshStatus::Revoked.as_str()))
+            .expression_attribute_values(":now", n(now))
+    }
+
     /// Revoke one token if it belongs to `user_id`. `Ok(None)` when there is no such token;
     /// `Ok(Some(old))` with the item as it was (its owner may differ: then nothing changed).
     pub async fn revoke_owned(
@@ -252,15 +268,8 @@ impl RefreshTokenStore {
         use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
         const OP: &str = "refresh_tokens.revoke_owned";
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("tokenHash", s(token_hash))
-            .update_expression("SET #st = :revoked, revokedAt = :now")
+            .revoke_request(token_hash, now)
             .condition_expression("attribute_exists(tokenHash) AND userId = :uid")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":revoked", s(RefreshStatus::Revoked.as_str()))
-            .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":uid", s(user_id))
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -283,15 +292,8 @@ impl RefreshTokenStore {
     /// Mark one token revoked (whatever its state). Idempotent.
     async fn revoke_hash(&self, token_hash: &str, now: i64) -> Result<(), StoreError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("tokenHash", s(token_hash))
-            .update_expression("SET #st = :revoked, revokedAt = :now")
+            .revoke_request(token_hash, now)
             .condition_expression("attribute_exists(tokenHash)")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":revoked", s(RefreshStatus::Revoked.as_str()))
-            .expression_attribute_values(":now", n(now))
             .send()
             .await;
         match result {
