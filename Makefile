@@ -72,13 +72,14 @@ build: tools
 	  printf '%-14s %s bootstrap %8s bytes, zipped %8s bytes\n' $$f "$(ARCH)" $$(stat -c %s $$b) $$(stat -c %s target/lambda/$$f/bootstrap.zip); \
 	done
 
-# Benchmarks: criterion microbenchmarks (with the local emulator for login) and the
-# cold-start comparison against the Node and Python peers; writes docs/benchmarks.md.
+# Benchmarks: criterion microbenchmarks (with the local emulator for login), the
+# cold-start comparison against the Node and Python peers, and every function's cold start
+# against the authorizer's; writes docs/benchmarks.md.
 bench: tools
-	cargo build --release -p authorizer
+	cargo build --release $(addprefix -p ,$(FUNCTIONS))
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-stack.sh \
 	  cargo bench -p portcullis-tests --bench portcullis -- --warm-up-time 1 --measurement-time 3
-	bash bench/run.sh --portcullis target/release/authorizer
+	bash bench/run.sh --portcullis target/release/authorizer --functions target/release
 
 deploy: tools
 	sam build

@@ -606,6 +606,126 @@ def one_run(impl: Impl, run_idx: int, warm: int, negatives: bool, good: str,
 
 
 # ---------------------------------------------------------------------------------------------
+# Every function's cold start (--functions DIR)
+# ---------------------------------------------------------------------------------------------
+# name -> (event file under events/, expected HTTP status; None = a plain Lambda event)
+FUNCTION_EVENTS = {
+    "authorizer": (None, None),      # the reference: the bench TOKEN event, the Allow policy
+    "login": ("login.json", 401),    # unknown email: rate limit + user read + dummy argon2id
+    "refresh": ("refresh.json", 401),
+    "logout": ("logout.json", 401),
+    "validate-key": ("validate-key.json", 401),
+    "whoami": ("whoami.json", 200),
+    "jwks": ("jwks.json", 200),
+    "rotate-keys": (None, None),     # a createSecret step on the bench secret
+}
+
+
+def function_event(name: str, run_idx: int, good: str) -> bytes:
+    if name == "authorizer":
+        return event_for("Bearer " + good)
+    if name == "rotate-keys":
+        return json.dumps({"SecretId": SECRET_ID, "ClientRequestToken": str(uuid.uuid4()),
+                           "Step": "createSecret"}).encode()
+    event = json.loads((ROOT / "events" / FUNCTION_EVENTS[name][0]).read_text())
+    # a fresh client address (and email) per run: the login rate limit must not turn the
+    # expected 401 into a 429
+    event["requestContext"]["http"]["sourceIp"] = f"198.51.100.{run_idx + 1}"
+    if name == "login":
+        event["body"] = json.dumps({"email": f"nobody-{run_idx}@bench.example",
+                                    "password": "Not-the-passw0rd"})
+    return json.dumps(event).encode()
+
+
+def check_function(name: str, inv: Invocation, failures: list[str]) -> None:
+    status = FUNCTION_EVENTS[name][1]
+    if name == "authorizer":
+        return check_allow(Impl(name, [], check=True), inv, "cold invocation", failures)
+    if inv.kind != "response":
+        failures.append(f"cold invocation: expected a response, got {inv.kind}: "
+                        f"{inv.result[:300]!r}")
+        return
+    if status is None:
+        return
+    try:
+        got = json.loads(inv.result).get("statusCode")
+    except (ValueError, AttributeError):
+        got = None
+    if got != status:
+        failures.append(f"cold invocation: expected HTTP {status}, got {got}: "
+                        f"{inv.result[:300]!r}")
+
+
+def function_run(name: str, binary: Path, run_idx: int, good: str, moto: Moto,
+                 jwks_file: Path, logdir: Path) -> dict:
+    """One cold start of one function: init, first response, peak RSS, the answer checked."""
+    api = RuntimeApi()
+    env = base_env(api.port, moto.url, jwks_file)
+    env["AWS_LAMBDA_FUNCTION_NAME"] = f"portcullis-bench-{name}"
+    log_path = logdir / f"fn-{name}-run{run_idx}.log"
+    rec: dict = {"function": name, "run": run_idx, "failures": []}
+    proc = None
+    with open(log_path, "wb") as log:
+        try:
+            t0 = now_ns()
+            cold = api.enqueue(function_event(name, run_idx, good), t0)
+            proc = subprocess.Popen([str(binary)], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT)
+            wait_inv(cold, proc, api, COLD_TIMEOUT_S)
+            rec["init_ns"] = api.first_next_ns - t0
+            rec["cold_ns"] = cold.done_ns - t0
+            check_function(name, cold, rec["failures"])
+            rec["peak_rss_kb"] = kb(read_status(proc.pid).get("VmHWM"))
+        except RunFailure as e:
+            rec["failures"].append(f"run aborted: {e}")
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+            if proc is not None:
+                proc.wait()
+            api.close()
+    if rec["failures"]:
+        rec["log_tail"] = log_path.read_text(errors="replace")[-1500:]
+    return rec
+
+
+def summarise_functions(runs: list[dict]) -> dict:
+    out: dict = {}
+    for name in FUNCTION_EVENTS:
+        mine = [r for r in runs if r["function"] == name]
+        if not mine:
+            continue
+        ok = [r for r in mine if "cold_ns" in r]
+        s = {"runs": len(mine), "correct": all(not r["failures"] for r in mine)}
+        for key, src, div in (("init_ms", "init_ns", 1e6), ("cold_ms", "cold_ns", 1e6),
+                              ("peak_rss_mb", "peak_rss_kb", 1024)):
+            v = median([r.get(src) for r in ok])
+            s[key] = None if v is None else round(v / div, 3)
+        out[name] = s
+    ref = out.get("authorizer")
+    for s in out.values():
+        for key in ("init_ms", "cold_ms"):
+            ok = ref and ref.get(key) and s.get(key) is not None
+            s[f"{key}_vs_authorizer"] = round(s[key] / ref[key], 3) if ok else None
+    return out
+
+
+def functions_md(fs: dict) -> str:
+    lines = ["| function | init ms | ×authorizer | first response ms | ×authorizer | answer | "
+             "peak RSS MB | correct |",
+             "|---|---:|---:|---:|---:|---|---:|---|"]
+    for name, s in fs.items():
+        event, status = FUNCTION_EVENTS[name]
+        answer = ("Allow policy" if name == "authorizer" else
+                  "createSecret done" if name == "rotate-keys" else f"HTTP {status}")
+        x = lambda v: "—" if v is None else f"{v:.2f}×"
+        lines.append(f"| {name} | {fmt(s['init_ms'])} | {x(s['init_ms_vs_authorizer'])} | "
+                     f"{fmt(s['cold_ms'])} | {x(s['cold_ms_vs_authorizer'])} | {answer} | "
+                     f"{fmt(s['peak_rss_mb'])} | {'yes' if s['correct'] else '**NO**'} |")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
 # Reporting
 # ---------------------------------------------------------------------------------------------
 def median(xs):
@@ -854,6 +974,29 @@ def write_markdown(results: dict) -> str:
         "Timings on a shared 2-core machine are noisy; the bench reports, it never asserts.",
         "",
     ]
+    fs = results.get("functions")
+    if fs:
+        runs = max(x["runs"] for x in fs.values())
+        parts += [
+            "## Every function's cold start",
+            "",
+            f"Each function's release binary, {runs} cold starts each (interleaved), the same "
+            "Runtime API, moto and environment, medians. The event is the function's own file "
+            "in `events/` (login with an unknown email, so it runs the dummy argon2id verify; "
+            "refresh, logout and validate-key with credentials the bench never issued), "
+            "checked for the exact status. *init* (spawn → first `GET next`) is what Lambda "
+            "reports as Init Duration: configuration, clients and, except for whoami and "
+            "rotate-keys, the key ring from Secrets Manager; ×authorizer compares with the "
+            "authorizer measured in the same loop. The first response adds each function's own "
+            "work: login two emulator round trips and the dummy argon2id verify "
+            "(m=19 MiB, t=2); refresh and logout one re-read of the key ring, because the "
+            "sample tokens name a `kid` the bench never issued (the kid-miss reload, at most "
+            "one per 10 s); validate-key one GetItem; rotate-keys a whole `createSecret` step "
+            "(a new key, several Secrets Manager calls).",
+            "",
+            functions_md(fs),
+            "",
+        ]
     return "\n".join(parts)
 
 
@@ -863,6 +1006,9 @@ def main() -> int:
     ap.add_argument("--floor", help="path to a bare lambda_runtime echo binary (not checked)")
     ap.add_argument("--runs", type=int, default=10, help="cold starts per implementation")
     ap.add_argument("--warm", type=int, default=200, help="warm invocations per cold start")
+    ap.add_argument("--functions", help="folder with every function's release binary "
+                    "(target/release): measures each one's cold start against the authorizer's")
+    ap.add_argument("--function-runs", type=int, default=5, help="cold starts per function")
     ap.add_argument("--results", default=str(RESULTS / "latest.json"))
     ap.add_argument("--docs", default=str(DOCS), help="folder for benchmarks.md / .svg")
     args = ap.parse_args()
@@ -887,6 +1033,7 @@ def main() -> int:
     print(f"bench: moto + keys (kid {keys.kid}); logs in {work}")
     moto = Moto(work)
     all_runs: list[dict] = []
+    fn_runs: list[dict] = []
     try:
         moto.provision(keys)
         for run_idx in range(args.runs):
@@ -901,6 +1048,22 @@ def main() -> int:
                       f"p50 {fmt((rec.get('warm_p50_ns') or 0) / 1e3, 0)} µs  "
                       f"rss {fmt((rec.get('peak_rss_kb') or 0) / 1024)} MB  {status}",
                       flush=True)
+                for f in rec["failures"][:3]:
+                    print(f"    FAIL {f[:300]}", flush=True)
+        for run_idx in range(args.function_runs if args.functions else 0):
+            for name in FUNCTION_EVENTS:
+                binary = Path(args.functions).resolve() / name
+                if not binary.is_file():
+                    if run_idx == 0:
+                        print(f"bench: {binary} missing; skipping {name}", file=sys.stderr)
+                    continue
+                rec = function_run(name, binary, run_idx, good, moto, jwks_file, work)
+                fn_runs.append(rec)
+                cold = rec.get("cold_ns")
+                print(f"  function run {run_idx + 1}/{args.function_runs} {name:<12} "
+                      f"init {fmt((rec.get('init_ns') or 0) / 1e6)} ms  "
+                      f"first response {fmt(cold / 1e6 if cold else None)} ms  "
+                      f"{'ok' if not rec['failures'] else 'FAILED'}", flush=True)
                 for f in rec["failures"][:3]:
                     print(f"    FAIL {f[:300]}", flush=True)
     finally:
@@ -922,6 +1085,8 @@ def main() -> int:
         "failures": {r["impl"] + f"#{r['run']}": r["failures"] for r in all_runs if r["failures"]},
         "warnings": {r["impl"] + f"#{r['run']}": r["warnings"] for r in all_runs if r["warnings"]},
         "runs": all_runs,
+        "functions": summarise_functions(fn_runs) if fn_runs else None,
+        "function_runs": fn_runs,
         "units": {"*_ns": "nanoseconds (perf_counter_ns)", "*_kb": "KiB from /proc/<pid>/status",
                   "summary": "medians over runs; ms, µs, MiB as named"},
     }
@@ -939,7 +1104,17 @@ def main() -> int:
     print(ratios_md(results["ratios"]))
     print()
     print(f"bench: wrote {out}, {docs / 'benchmarks.md'}, {docs / 'benchmarks.svg'}")
+    if results["functions"]:
+        print()
+        print(functions_md(results["functions"]))
+        print()
     failed = {n for n, s in summary.items() if n != "floor" and not s["correct"]}
+    failed |= {f"function {r['function']}" for r in fn_runs if r["failures"]}
+    for r in fn_runs:
+        if r["failures"]:
+            print(f"bench: function {r['function']}#{r['run']}: {r['failures'][0][:300]}\n"
+                  f"{r.get('log_tail', '')}", file=sys.stderr)
+            break
     for k, w in results["warnings"].items():
         for x in w[:3]:
             print(f"bench: warning {k}: {x}", file=sys.stderr)

@@ -1,7 +1,8 @@
 //! Microbenchmarks (criterion): token verification per algorithm vs the bare signature
 //! primitive it rests on; the authorizer's whole in-process decision vs that primitive; and,
 //! when the local stack is up (`make bench` starts it), login's handler vs one argon2id verify
-//! with the same parameters. Figures are printed, never asserted.
+//! with the same parameters, and the same handler with DynamoDB answered in-process (the code's
+//! own cost over the hash). Figures are printed, never asserted.
 
 use std::hint::black_box;
 
@@ -187,8 +188,121 @@ fn login(c: &mut Criterion) {
             .unwrap()
         })
     });
+    // One consistent GetItem to the emulator: login makes two such round trips one after the
+    // other (the concurrent rate-limit count + user read, then the refresh-token write).
+    group.bench_function("emulator_round_trip", |b| {
+        b.iter(|| {
+            rt.block_on(world.state.users.get(black_box(&email)))
+                .unwrap()
+                .unwrap()
+        })
+    });
     group.finish();
 }
 
-criterion_group!(benches, verification, authorizer_decision, login);
+/// A DynamoDB that answers inside the process: the three requests of a successful login
+/// (rate-limit UpdateItem, user GetItem, refresh-token PutItem) with fixed, valid replies. It
+/// stands in for the network only here, to show what login costs beyond the hash and the
+/// round trips; every store is tested against the emulator.
+#[derive(Debug, Clone)]
+struct InProcessDynamo {
+    user_item: std::sync::Arc<String>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpConnector for InProcessDynamo {
+    fn call(
+        &self,
+        request: aws_smithy_runtime_api::client::orchestrator::HttpRequest,
+    ) -> aws_smithy_runtime_api::client::http::HttpConnectorFuture {
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        let body = match target.rsplit('.').next() {
+            Some("UpdateItem") => r#"{"Attributes":{"hits":{"N":"1"}}}"#.to_owned(),
+            Some("GetItem") => self.user_item.to_string(),
+            _ => "{}".to_owned(),
+        };
+        let status = aws_smithy_runtime_api::http::StatusCode::try_from(200).unwrap();
+        aws_smithy_runtime_api::client::http::HttpConnectorFuture::ready(Ok(HttpResponse::new(
+            status,
+            body.into(),
+        )))
+    }
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for InProcessDynamo {
+    fn http_connector(
+        &self,
+        _: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        _: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        aws_smithy_runtime_api::client::http::SharedHttpConnector::new(self.clone())
+    }
+}
+
+/// login's handler with every DynamoDB reply in-process vs one argon2id verify: what the code
+/// adds to the hash, without the emulator's latency.
+fn login_in_process(c: &mut Criterion) {
+    let config = portcullis_tests::config(
+        "bench-",
+        &[
+            ("PASSWORD_HASH_PROFILE", "production"),
+            ("LOGIN_RATE_LIMIT", "100000000/60"),
+        ],
+    );
+    let hashing = portcullis::password::HashingPolicy::for_profile(config.hash_profile);
+    let hash = hashing.hash("Corr3ct-horse!").unwrap();
+    let user_item = json!({"Item": {
+        "email": {"S": "bench@example.com"},
+        "id": {"S": "usr_bench"},
+        "role": {"S": "user"},
+        "passwordHash": {"S": hash.as_stored()},
+        "failedAttempts": {"N": "0"},
+        "disabled": {"BOOL": false},
+        "createdAt": {"N": "1700000000"},
+    }});
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "b", "b", None, None, "bench",
+            ))
+            .http_client(InProcessDynamo {
+                user_item: std::sync::Arc::new(user_item.to_string()),
+            })
+            .load(),
+    );
+    let jwk = KeyRing::generate_jwk(Algorithm::EdDSA).unwrap();
+    let ring = KeyRing::from_secret(&json!({"keys": [jwk]}).to_string()).unwrap();
+    let state = AppState::new(config, AwsClients::from_sdk_config(&sdk), ring);
+    let creds = portcullis::login::Credentials {
+        email: "bench@example.com".into(),
+        password: "Corr3ct-horse!".into(),
+    };
+    let mut group = c.benchmark_group("login_in_process");
+    group.sample_size(20);
+    group.bench_function("argon2id_verify", |b| {
+        b.iter(|| assert!(state.hashing.verify(black_box("Corr3ct-horse!"), &hash)))
+    });
+    group.bench_function("handler", |b| {
+        b.iter(|| {
+            rt.block_on(portcullis::login::login(
+                &state,
+                black_box(&creds),
+                "192.0.2.200",
+                NOW,
+            ))
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    verification,
+    authorizer_decision,
+    login,
+    login_in_process
+);
 criterion_main!(benches);
