@@ -1,5 +1,9 @@
 //! API-key validation for service-to-service calls: ONE DynamoDB read per validation, and a
-//! last-used write at most once per key per interval.
+//! last-used write at most once per key per interval. A bounded cache of positive results
+//! (`KeyCache`) lets a container skip even that read for a configured number of seconds.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -16,6 +20,9 @@ pub struct KeyInfo {
     pub scopes: Vec<String>,
     /// RFC 3339, or null for keys that never expire.
     pub expires_at: Option<String>,
+    /// The same expiry as a Unix time, for the cache (not part of any answer).
+    #[serde(skip)]
+    pub expires_at_unix: Option<i64>,
 }
 
 /// RFC 3339 (UTC) for a Unix time.
@@ -33,6 +40,7 @@ impl From<&ApiKeyRecord> for KeyInfo {
             name: record.name.clone(),
             scopes: record.scopes.clone(),
             expires_at: record.expires_at.map(rfc3339),
+            expires_at_unix: record.expires_at,
         }
     }
 }
@@ -62,6 +70,78 @@ pub async fn validate(state: &AppState, key: Option<&str>, now: i64) -> Result<K
         }
     }
     Ok(KeyInfo::from(&record))
+}
+
+/// Most API keys one container's cache holds.
+pub const MAX_CACHED_KEYS: usize = 10_000;
+
+/// A per-container cache of keys that validated, by the SHA-256 of the key: at most
+/// `MAX_CACHED_KEYS` entries, each trusted until `now + ttl` or the key's own expiry,
+/// whichever comes first. Refusals are never cached, so a new key works at once and a
+/// failing store is asked again on the next request. A revoked key passes for up to `ttl`.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (i64, KeyInfo)>>,
+}
+
+/// Only the size: the map is keyed by digests of keys, which stay out of logs.
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.entries.lock().map(|e| e.len()).unwrap_or(0);
+        f.debug_struct("KeyCache").field("entries", &len).finish()
+    }
+}
+
+impl KeyCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn get(&self, digest: &str, now: i64) -> Option<KeyInfo> {
+        let entries = self.entries.lock().ok()?;
+        let (until, info) = entries.get(digest)?;
+        (now < *until).then(|| info.clone())
+    }
+
+    fn insert(&self, digest: String, info: &KeyInfo, until: i64, now: i64) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= MAX_CACHED_KEYS && !entries.contains_key(&digest) {
+            // Full: drop what has expired; if that frees nothing, start over (bounded memory).
+            entries.retain(|_, (until, _)| now < *until);
+            if entries.len() >= MAX_CACHED_KEYS {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, (until, info.clone()));
+    }
+
+    /// `validate`, answered from the cache while a positive result is fresh: no DynamoDB
+    /// request then. `ttl` 0 disables the cache.
+    pub async fn validate(
+        &self,
+        state: &AppState,
+        key: Option<&str>,
+        ttl: i64,
+        now: i64,
+    ) -> Result<KeyInfo, Error> {
+        let digest = key
+            .map(str::trim)
+            .filter(|k| ttl > 0 && !k.is_empty())
+            .map(crate::ids::digest);
+        if let Some(info) = digest.as_deref().and_then(|d| self.get(d, now)) {
+            return Ok(info);
+        }
+        let info = validate(state, key, now).await?;
+        if let Some(digest) = digest {
+            let until = info
+                .expires_at_unix
+                .map_or(now + ttl, |exp| exp.min(now + ttl));
+            self.insert(digest, &info, until, now);
+        }
+        Ok(info)
+    }
 }
 
 #[cfg(test)]

@@ -5,18 +5,16 @@
 //! the container reloads at most every `REVOCATION_REFRESH_SECONDS` (one Query), so a
 //! logged-out token is refused within that window and most requests make NO DynamoDB
 //! request. An API key costs one GetItem, then none for `API_KEY_CACHE_SECONDS` (a bounded
-//! cache of positive results).
+//! cache of positive results, `apikeys::KeyCache`, never past the key's own expiry).
 //!
 //! Caching by API Gateway: an Allow is always for the whole stage (`apiId/stage/*`), plus an
 //! explicit Deny for every route rule this principal does not satisfy, so the same policy is
 //! right for every route it may be reused for.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
-use crate::apikeys;
 use crate::config::AuthorizerResponse;
 use crate::error::Error;
 use crate::state::AppState;
@@ -25,8 +23,6 @@ use crate::token::{TokenError, TokenUse};
 
 /// Most revocations an authorizer holds in memory; beyond it, JWTs are refused (fail closed).
 pub const MAX_REVOCATIONS: usize = 200_000;
-/// Most API keys the positive cache holds.
-pub const MAX_CACHED_KEYS: usize = 10_000;
 
 /// What a route rule asks of a principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,15 +240,12 @@ enum Decision {
     Unavailable,
 }
 
-type KeyCache = HashMap<String, (i64, Principal)>;
-
-/// The authorizer's per-container state: the app state plus the revocation set and the API
-/// key cache.
+/// The authorizer's per-container state: the app state (with its API-key cache) plus the
+/// revocation set.
 pub struct Authorizer {
     pub app: AppState,
     rules: Vec<RouteRule>,
     revocations: Mutex<Option<(i64, Arc<RevocationSet>)>>,
-    keys: Mutex<KeyCache>,
 }
 
 impl Authorizer {
@@ -262,7 +255,6 @@ impl Authorizer {
             app,
             rules,
             revocations: Mutex::new(None),
-            keys: Mutex::new(HashMap::new()),
         }
     }
 
@@ -313,34 +305,14 @@ impl Authorizer {
     }
 
     async fn authenticate_key(&self, key: &str, now: i64) -> Decision {
-        let digest = crate::ids::digest(key);
-        if let Ok(cache) = self.keys.lock()
-            && let Some((until, principal)) = cache.get(&digest)
-            && now < *until
-        {
-            return Decision::Allow(principal.clone());
-        }
-        match apikeys::validate(&self.app, Some(key), now).await {
-            Ok(info) => {
-                let principal = Principal::ApiKey {
-                    id: info.id,
-                    name: info.name,
-                    scopes: info.scopes,
-                };
-                let ttl = self.app.config.api_key_cache;
-                if ttl > 0
-                    && let Ok(mut cache) = self.keys.lock()
-                {
-                    if cache.len() >= MAX_CACHED_KEYS {
-                        cache.retain(|_, (until, _)| now < *until);
-                        if cache.len() >= MAX_CACHED_KEYS {
-                            cache.clear();
-                        }
-                    }
-                    cache.insert(digest, (now + ttl, principal.clone()));
-                }
-                Decision::Allow(principal)
-            }
+        let ttl = self.app.config.api_key_cache;
+        let cache = &self.app.key_cache;
+        match cache.validate(&self.app, Some(key), ttl, now).await {
+            Ok(info) => Decision::Allow(Principal::ApiKey {
+                id: info.id,
+                name: info.name,
+                scopes: info.scopes,
+            }),
             Err(Error::Unavailable(_) | Error::Internal(_)) => Decision::Unavailable,
             Err(_) => Decision::Unauthorized,
         }

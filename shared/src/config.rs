@@ -32,6 +32,7 @@ pub const OPTIONAL_ENV_VARS: &[&str] = &[
     "AUTHORIZER_ROUTE_RULES",
     "REVOCATION_REFRESH_SECONDS",
     "API_KEY_CACHE_SECONDS",
+    "VALIDATE_KEY_CACHE_SECONDS",
     "API_KEY_LAST_USED_INTERVAL_SECONDS",
     "SIGNING_KEYS_REFRESH_SECONDS",
     "JWKS_URI",
@@ -116,6 +117,9 @@ pub struct Config {
     pub revocation_refresh: i64,
     /// How long (seconds) the authorizer trusts a validated API key without re-reading it.
     pub api_key_cache: i64,
+    /// The same for the validate-key function; 0 (the default): every validation reads the
+    /// key, so a revocation is seen at once.
+    pub validate_key_cache: i64,
     /// At most one last-used write per key per this many seconds.
     pub api_key_last_used_interval: i64,
     /// How often (seconds) a container re-reads the signing-key secret.
@@ -246,6 +250,7 @@ impl Config {
             },
             revocation_refresh: number("REVOCATION_REFRESH_SECONDS", 5, 1, 300)?,
             api_key_cache: number("API_KEY_CACHE_SECONDS", 30, 0, 3600)?,
+            validate_key_cache: number("VALIDATE_KEY_CACHE_SECONDS", 0, 0, 3600)?,
             api_key_last_used_interval: number(
                 "API_KEY_LAST_USED_INTERVAL_SECONDS",
                 300,

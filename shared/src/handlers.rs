@@ -225,7 +225,9 @@ async fn validate_key_inner(
     if req.method() != Method::POST && req.method() != Method::GET {
         return Err(Error::MethodNotAllowed { allow: "GET, POST" });
     }
-    let info = crate::apikeys::validate(state, header_str(req, "x-api-key"), now).await?;
+    let ttl = state.config.validate_key_cache;
+    let key = header_str(req, "x-api-key");
+    let info = state.key_cache.validate(state, key, ttl, now).await?;
     Ok(data_response(200, &json!({"valid": true, "key": info})))
 }
 

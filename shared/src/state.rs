@@ -132,6 +132,8 @@ pub struct AppState {
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
     pub password_rules: PasswordRules,
+    /// Positive API-key results of this container (see `apikeys::KeyCache`).
+    pub key_cache: Arc<crate::apikeys::KeyCache>,
     /// When the key ring was last read, and when a `kid` miss last caused a read (shared by
     /// every clone of this state).
     keys_loaded_at: Arc<AtomicI64>,
@@ -190,6 +192,7 @@ impl AppState {
             tokens,
             hashing,
             password_rules,
+            key_cache: Arc::default(),
             config,
             aws,
             keys_loaded_at: Arc::new(AtomicI64::new(now())),

@@ -1,5 +1,5 @@
 //! API keys against the emulator: create, validate, revoke, expiry before TTL deletion,
-//! last-used throttling, one read per validation.
+//! last-used throttling, one read per validation, none while cached.
 
 use portcullis::Error;
 use portcullis::apikeys::validate;
@@ -132,4 +132,99 @@ async fn list_shows_every_key_without_secrets() {
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&a.as_str()) && ids.contains(&b.as_str()));
     assert!(!format!("{list:?}").contains(&key_a));
+}
+
+#[tokio::test]
+async fn validate_key_reads_every_time_by_default_and_not_at_all_while_cached() {
+    // Default: no cache, every validation reads, so a revocation is seen at once.
+    let w = World::new(&[]).await;
+    assert_eq!(w.state.config.validate_key_cache, 0);
+    let (_, key) = stored_key(&w, &[], None).await;
+    for t in 0..3 {
+        w.state
+            .key_cache
+            .validate(&w.state, Some(&key), 0, NOW + t)
+            .await
+            .unwrap();
+    }
+    assert_eq!(w.counter.by_operation().get("GetItem"), Some(&3));
+
+    // VALIDATE_KEY_CACHE_SECONDS=30: cold = one read (+ the first last-used write), warm = none.
+    let w = World::new(&[("VALIDATE_KEY_CACHE_SECONDS", "30")]).await;
+    let ttl = w.state.config.validate_key_cache;
+    assert_eq!(ttl, 30);
+    let cache = &w.state.key_cache;
+    let (id, key) = stored_key(&w, &["orders:read"], Some(NOW + 40)).await;
+    let cold = cache
+        .validate(&w.state, Some(&key), ttl, NOW)
+        .await
+        .unwrap();
+    assert_eq!(cold.id, id);
+    let ops = w.counter.by_operation();
+    assert_eq!(ops.get("GetItem"), Some(&1), "{ops:?}");
+    assert_eq!(ops.get("UpdateItem"), Some(&1), "{ops:?}");
+    w.counter.reset();
+    for t in 0..100 {
+        let warm = cache
+            .validate(&w.state, Some(&key), ttl, NOW + t % 30)
+            .await
+            .unwrap();
+        assert_eq!(warm, cold);
+    }
+    // the same key with surrounding whitespace is the same key
+    let padded = format!(" {key} ");
+    cache
+        .validate(&w.state, Some(&padded), ttl, NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(w.counter.total(), 0, "warm validations make no request");
+    // after the window: read again; the entry now lasts only to the key's expiry (NOW + 40)
+    cache
+        .validate(&w.state, Some(&key), ttl, NOW + 30)
+        .await
+        .unwrap();
+    assert_eq!(w.counter.by_operation().get("GetItem"), Some(&1));
+    cache
+        .validate(&w.state, Some(&key), ttl, NOW + 39)
+        .await
+        .unwrap();
+    assert_eq!(w.counter.by_operation().get("GetItem"), Some(&1));
+    assert!(matches!(
+        cache.validate(&w.state, Some(&key), ttl, NOW + 40).await,
+        Err(Error::ApiKeyExpired)
+    ));
+    assert_eq!(
+        w.counter.by_operation().get("GetItem"),
+        Some(&2),
+        "a cached key is never trusted past its own expiry"
+    );
+
+    // refusals are not cached: each costs its read, and a new key works at once
+    w.counter.reset();
+    let unknown = generate("x", vec![], NOW, None).key;
+    for _ in 0..2 {
+        assert!(matches!(
+            cache.validate(&w.state, Some(&unknown), ttl, NOW).await,
+            Err(Error::InvalidApiKey)
+        ));
+    }
+    assert_eq!(w.counter.by_operation().get("GetItem"), Some(&2));
+
+    // the revocation window is the cache's: still valid within it, refused after it
+    let (id, key) = stored_key(&w, &[], None).await;
+    cache
+        .validate(&w.state, Some(&key), ttl, NOW)
+        .await
+        .unwrap();
+    assert!(w.state.api_keys.revoke(&id, NOW).await.unwrap());
+    assert!(
+        cache
+            .validate(&w.state, Some(&key), ttl, NOW + 29)
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        cache.validate(&w.state, Some(&key), ttl, NOW + 30).await,
+        Err(Error::InvalidApiKey)
+    ));
 }

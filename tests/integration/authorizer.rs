@@ -341,6 +341,18 @@ async fn dynamodb_requests_per_call_cold_and_warm() {
         authz.handle(&key, NOW + t % 30).await.unwrap();
     }
     assert_eq!(f.w.counter.total(), 0, "cached API key");
+    // a cached key is never trusted past its own expiry
+    let expiring = generate("svc", vec![], NOW - 100, Some(NOW + 10));
+    f.w.state.api_keys.put(&expiring.record).await.unwrap();
+    let expiring_event = event(Kind::Request, &Cred::Key(expiring.key), "GET", "/whoami");
+    for t in [NOW, NOW + 9] {
+        let policy = authz.handle(&expiring_event, t).await.unwrap();
+        assert_eq!(policy["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    }
+    assert_eq!(
+        authz.handle(&expiring_event, NOW + 10).await,
+        Err(Failure::UNAUTHORIZED)
+    );
     // a revoked JWT is refused within the refresh interval
     let creds = Credentials {
         email: f
