@@ -118,7 +118,8 @@ impl KeyCache {
     }
 
     /// `validate`, answered from the cache while a positive result is fresh: no DynamoDB
-    /// request then. `ttl` 0 disables the cache.
+    /// request then (nor a last-used write: that is recorded when the key is read again).
+    /// `ttl` 0 disables the cache.
     pub async fn validate(
         &self,
         state: &AppState,
