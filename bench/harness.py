@@ -526,6 +526,15 @@ def check_unauthorized(impl: Impl, inv: Invocation, what: str, failures: list[st
         (warnings if impl.name == "portcullis" else failures).append(msg)
 
 
+def end_run(proc: subprocess.Popen | None, api: RuntimeApi) -> None:
+    """Kill the function process (if it still runs), reap it, stop the Runtime API."""
+    if proc is not None:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    api.close()
+
+
 def one_run(impl: Impl, run_idx: int, warm: int, negatives: bool, good: str,
             bad: list[tuple[str, str]], moto: Moto, jwks_file: Path, logdir: Path) -> dict:
     api = RuntimeApi()
@@ -591,11 +600,7 @@ def one_run(impl: Impl, run_idx: int, warm: int, negatives: bool, good: str,
         except RunFailure as e:
             failures.append(f"run aborted: {e}")
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-            if proc is not None:
-                proc.wait()
-            api.close()
+            end_run(proc, api)
     if failures:
         try:
             tail = log_path.read_text(errors="replace")[-1500:]
@@ -679,11 +684,7 @@ def function_run(name: str, binary: Path, run_idx: int, good: str, moto: Moto,
         except RunFailure as e:
             rec["failures"].append(f"run aborted: {e}")
         finally:
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-            if proc is not None:
-                proc.wait()
-            api.close()
+            end_run(proc, api)
     if rec["failures"]:
         rec["log_tail"] = log_path.read_text(errors="replace")[-1500:]
     return rec
