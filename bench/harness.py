@@ -716,7 +716,7 @@ def functions_md(fs: dict) -> str:
              "peak RSS MB | correct |",
              "|---|---:|---:|---:|---:|---|---:|---|"]
     for name, s in fs.items():
-        event, status = FUNCTION_EVENTS[name]
+        status = FUNCTION_EVENTS[name][1]
         answer = ("Allow policy" if name == "authorizer" else
                   "createSecret done" if name == "rotate-keys" else f"HTTP {status}")
         x = lambda v: "—" if v is None else f"{v:.2f}×"
@@ -1013,8 +1013,8 @@ def main() -> int:
     ap.add_argument("--results", default=str(RESULTS / "latest.json"))
     ap.add_argument("--docs", default=str(DOCS), help="folder for benchmarks.md / .svg")
     args = ap.parse_args()
-    if args.runs < 1 or args.warm < 0:
-        ap.error("--runs must be >= 1 and --warm >= 0")
+    if args.runs < 1 or args.warm < 0 or args.function_runs < 1:
+        ap.error("--runs and --function-runs must be >= 1, --warm >= 0")
 
     impls = implementations(args)
     if not impls:
