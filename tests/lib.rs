@@ -212,6 +212,28 @@ impl World {
         user
     }
 
+    /// The stored failed-login count of a user (who must exist).
+    pub async fn failed_attempts(&self, email: &str) -> u32 {
+        self.state
+            .users
+            .get(email)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no user {email}"))
+            .failed_attempts
+    }
+
+    /// The stored status of a refresh token (which must have been stored).
+    pub async fn refresh_status(&self, token: &str) -> portcullis::store::RefreshStatus {
+        self.state
+            .refresh_tokens
+            .get(&portcullis::ids::digest(token))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no stored item for the refresh token"))
+            .status
+    }
+
     pub fn is_fast_hashing(&self) -> bool {
         self.state.config.hash_profile == HashProfile::InsecureTest
     }

@@ -154,14 +154,10 @@ async fn a_store_stopped_mid_run_gives_503_everywhere_and_writes_nothing() {
         Err(Failure::UNAVAILABLE)
     );
     // nothing half-written: the session is exactly as it was and still works
-    let stored = w
-        .state
-        .refresh_tokens
-        .get(&portcullis::ids::digest(&session.tokens.refresh_token))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.status, RefreshStatus::Active);
+    assert_eq!(
+        w.refresh_status(&session.tokens.refresh_token).await,
+        RefreshStatus::Active
+    );
     assert!(
         w.state
             .revoked
@@ -170,16 +166,7 @@ async fn a_store_stopped_mid_run_gives_503_everywhere_and_writes_nothing() {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        w.state
-            .users
-            .get(&email)
-            .await
-            .unwrap()
-            .unwrap()
-            .failed_attempts,
-        0
-    );
+    assert_eq!(w.failed_attempts(&email).await, 0);
     refresh(&w.state, &session.tokens.refresh_token, "ip", NOW + 2)
         .await
         .unwrap();

@@ -105,16 +105,7 @@ async fn wrong_password_and_unknown_email_answer_alike() {
     assert!(matches!(wrong, Error::InvalidCredentials));
     assert!(matches!(unknown, Error::InvalidCredentials));
     assert_eq!(wrong.public_message(), unknown.public_message());
-    assert_eq!(
-        w.state
-            .users
-            .get(&email)
-            .await
-            .unwrap()
-            .unwrap()
-            .failed_attempts,
-        1
-    );
+    assert_eq!(w.failed_attempts(&email).await, 1);
 }
 
 #[tokio::test]
@@ -144,13 +135,7 @@ async fn lockout_at_threshold_refuses_even_the_right_password_until_it_expires()
         "a locked account is refused without a write"
     );
     assert_eq!(
-        w.state
-            .users
-            .get(&email)
-            .await
-            .unwrap()
-            .unwrap()
-            .failed_attempts,
+        w.failed_attempts(&email).await,
         3,
         "locked attempts are not counted"
     );

@@ -18,16 +18,6 @@ async fn logged_in(w: &World, email: &str) -> LoginOutput {
     login(&w.state, &creds, "192.0.2.10", NOW).await.unwrap()
 }
 
-async fn status_of(w: &World, token: &str) -> RefreshStatus {
-    w.state
-        .refresh_tokens
-        .get(&portcullis::ids::digest(token))
-        .await
-        .unwrap()
-        .unwrap()
-        .status
-}
-
 #[tokio::test]
 async fn rotation_spends_the_old_token_in_two_requests() {
     let w = World::new(&[]).await;
@@ -47,11 +37,11 @@ async fn rotation_spends_the_old_token_in_two_requests() {
     assert_eq!(second.family_id, first.family_id);
     assert_ne!(second.tokens.refresh_token, first.tokens.refresh_token);
     assert_eq!(
-        status_of(&w, &first.tokens.refresh_token).await,
+        w.refresh_status(&first.tokens.refresh_token).await,
         RefreshStatus::Spent
     );
     assert_eq!(
-        status_of(&w, &second.tokens.refresh_token).await,
+        w.refresh_status(&second.tokens.refresh_token).await,
         RefreshStatus::Active
     );
     let claims = w
@@ -71,7 +61,7 @@ async fn rotation_spends_the_old_token_in_two_requests() {
     .unwrap_err();
     assert!(matches!(again, Error::InvalidRefreshToken));
     assert_eq!(
-        status_of(&w, &second.tokens.refresh_token).await,
+        w.refresh_status(&second.tokens.refresh_token).await,
         RefreshStatus::Active
     );
 }
@@ -99,7 +89,7 @@ async fn reuse_after_the_grace_revokes_the_whole_family_including_the_newest() {
         &second.tokens.refresh_token,
         &third.tokens.refresh_token,
     ] {
-        assert_eq!(status_of(&w, token).await, RefreshStatus::Revoked);
+        assert_eq!(w.refresh_status(token).await, RefreshStatus::Revoked);
     }
     assert!(matches!(
         refresh(&w.state, &third.tokens.refresh_token, "ip", NOW + 301).await,
@@ -107,7 +97,7 @@ async fn reuse_after_the_grace_revokes_the_whole_family_including_the_newest() {
     ));
     // another login of the same user is a different family and keeps working
     assert_eq!(
-        status_of(&w, &other_session.tokens.refresh_token).await,
+        w.refresh_status(&other_session.tokens.refresh_token).await,
         RefreshStatus::Active
     );
     refresh(
@@ -146,7 +136,7 @@ async fn fifty_concurrent_refreshes_have_exactly_one_winner_and_keep_the_family(
     assert_eq!((winners.len(), losers), (1, 49));
     // the honest client's new token still works: a race is not reuse
     assert_eq!(
-        status_of(&w, &winners[0].tokens.refresh_token).await,
+        w.refresh_status(&winners[0].tokens.refresh_token).await,
         RefreshStatus::Active
     );
     refresh(&w.state, &winners[0].tokens.refresh_token, "ip", NOW + 6)
@@ -174,7 +164,7 @@ async fn expired_items_not_yet_deleted_are_refused() {
         Err(Error::InvalidRefreshToken)
     ));
     assert_eq!(
-        status_of(&w, &first.tokens.refresh_token).await,
+        w.refresh_status(&first.tokens.refresh_token).await,
         RefreshStatus::Active,
         "nothing changed"
     );
@@ -192,7 +182,7 @@ async fn disabled_or_deleted_users_get_no_new_tokens_and_role_is_current() {
         Err(Error::InvalidRefreshToken)
     ));
     assert_eq!(
-        status_of(&w, &first.tokens.refresh_token).await,
+        w.refresh_status(&first.tokens.refresh_token).await,
         RefreshStatus::Active
     );
     // a refresh token whose user record is gone
@@ -244,7 +234,7 @@ async fn logout_of_one_session_leaves_the_others_and_revokes_the_access_token() 
     .unwrap();
     assert_eq!(w.counter.total(), 2, "{:?}", w.counter.by_operation());
     assert_eq!(
-        status_of(&w, &a.tokens.refresh_token).await,
+        w.refresh_status(&a.tokens.refresh_token).await,
         RefreshStatus::Revoked
     );
     assert!(matches!(
@@ -301,7 +291,7 @@ async fn logout_all_sessions_ends_every_session() {
     .unwrap();
     for s in &sessions {
         assert_eq!(
-            status_of(&w, &s.tokens.refresh_token).await,
+            w.refresh_status(&s.tokens.refresh_token).await,
             RefreshStatus::Revoked
         );
         assert!(matches!(
@@ -353,7 +343,7 @@ async fn user_b_cannot_log_out_user_a() {
     assert!(matches!(err, Error::InvalidRefreshToken));
     assert_eq!(w.counter.total(), 0, "no state touched");
     assert_eq!(
-        status_of(&w, &a.tokens.refresh_token).await,
+        w.refresh_status(&a.tokens.refresh_token).await,
         RefreshStatus::Active
     );
     assert!(
@@ -400,7 +390,7 @@ async fn logout_needs_a_valid_access_token() {
     .unwrap_err();
     assert_eq!(err.code(), "TOKEN_EXPIRED");
     assert_eq!(
-        status_of(&w, &a.tokens.refresh_token).await,
+        w.refresh_status(&a.tokens.refresh_token).await,
         RefreshStatus::Active
     );
 }
@@ -426,11 +416,11 @@ async fn concurrent_logout_and_refresh_of_one_family_end_logged_out() {
     // Whichever won, the presented token is dead and, if a successor was issued, the logout
     // of its (now spent) predecessor ended the whole session.
     assert_eq!(
-        status_of(&w, &a.tokens.refresh_token).await,
+        w.refresh_status(&a.tokens.refresh_token).await,
         RefreshStatus::Revoked
     );
     if let Ok(out) = refreshed {
-        let status = status_of(&w, &out.tokens.refresh_token).await;
+        let status = w.refresh_status(&out.tokens.refresh_token).await;
         assert_eq!(
             status,
             RefreshStatus::Revoked,

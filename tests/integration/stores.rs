@@ -104,16 +104,7 @@ async fn twenty_concurrent_failures_count_exactly() {
         (1..=20).collect::<Vec<u32>>(),
         "every increment is atomic and distinct"
     );
-    assert_eq!(
-        w.state
-            .users
-            .get(&email)
-            .await
-            .unwrap()
-            .unwrap()
-            .failed_attempts,
-        20
-    );
+    assert_eq!(w.failed_attempts(&email).await, 20);
 }
 
 #[tokio::test]
