@@ -5,7 +5,7 @@ SHELL := bash
 
 # Every Lambda function (folders under functions/); scripts/check_consistency.py keeps this,
 # template.yaml and events/ in step.
-FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys
+FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys oauth
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,12 +13,22 @@ ARCH ?= arm64
 export PORTCULLIS_LOCAL_AWS_PORT ?= 4566
 export PORTCULLIS_WATCH_PORT ?= 9000
 
-.PHONY: help tools dev test lint contract build deploy bench clean
+# cargo-nextest: the one on PATH if there is one, else this pinned version, built once into a
+# project-local root (nothing global is touched). It comes after $PATH in the test recipe.
+NEXTEST_VERSION := 0.9.143
+CARGO_TOOLS := $(CURDIR)/.local/cargo-tools
+# AWS SAM CLI (scripts/requirements-sam.txt), pinned, in a virtualenv of its own: its click
+# pin conflicts with schemathesis's in .venv.
+SAM_VENV := .local/sam-venv
+SAM := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+
+.PHONY: help tools nextest dev test lint contract build sam deploy bench clean
 
 help:
 	@echo "make dev     local stack: emulator + tables + demo user + cargo lambda watch on 127.0.0.1:$(PORTCULLIS_WATCH_PORT)"
 	@echo "make test    fmt, clippy, template lint, consistency check, unit + integration + HTTP tests"
 	@echo "make build   release bootstraps for every function (ARCH=arm64|x86_64)"
+	@echo "make sam     sam validate --lint + sam build into .local/sam/build (ARCH=arm64|x86_64)"
 	@echo "make deploy  sam build + sam deploy --guided"
 	@echo "make bench   benchmarks"
 
@@ -37,7 +47,17 @@ $(VENV)/.contract-installed: scripts/requirements-contract.txt $(VENV)/.installe
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-contract.txt
 	touch $@
 
+$(SAM_VENV)/.installed: scripts/requirements-sam.txt
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-sam.txt
+	touch $@
+
 tools: $(VENV)/.installed $(VENV)/.contract-installed tests/interop/node_modules/.package-lock.json
+
+nextest:
+	@PATH="$$PATH:$(CARGO_TOOLS)/bin"; cargo nextest --version >/dev/null 2>&1 || { \
+	  echo "cargo-nextest not found: installing $(NEXTEST_VERSION) into $(CARGO_TOOLS) (once, a few minutes)"; \
+	  cargo install --locked --quiet cargo-nextest --version $(NEXTEST_VERSION) --root "$(CARGO_TOOLS)"; }
 
 lint: tools
 	cargo fmt --all --check
@@ -49,9 +69,9 @@ lint: tools
 # interop, faults, properties), then the bounded schemathesis run of docs/openapi.yaml against
 # the function URLs. The test runner's own output is kept: with-stack.sh scans it and every
 # function and emulator log for the passwords, tokens, keys and signing keys the tests used.
-test: lint
+test: lint nextest
 	mkdir -p .local
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PORTCULLIS_TEST_OUTPUT_LOG="$(CURDIR)/.local/test-output.log" \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH:$(CARGO_TOOLS)/bin" PORTCULLIS_TEST_OUTPUT_LOG="$(CURDIR)/.local/test-output.log" \
 	  scripts/with-stack.sh bash -o pipefail -c 'cargo nextest run --workspace --no-fail-fast \
 	  --test-threads 8 --failure-output final 2>&1 | tee "$$PORTCULLIS_TEST_OUTPUT_LOG" \
 	  && bash scripts/api-contract-test.sh'
@@ -71,6 +91,15 @@ build: tools
 	  (cd target/lambda/$$f && rm -f bootstrap.zip && $(CURDIR)/$(PY) -m zipfile -c bootstrap.zip bootstrap); \
 	  printf '%-14s %s bootstrap %8s bytes, zipped %8s bytes\n' $$f "$(ARCH)" $$(stat -c %s $$b) $$(stat -c %s target/lambda/$$f/bootstrap.zip); \
 	done
+
+# The deploy path as CI checks it, offline and without credentials: the template as SAM reads
+# it, and `sam build`, which runs `cargo lambda build --release --bin F` once per function into
+# the workspace's target/ (cargo-lambda from .venv). After `make build` with the same ARCH
+# nothing is compiled again: sam build only copies the bootstraps.
+sam: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(SAM) validate --lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --build-dir .local/sam/build \
+	  --parameter-overrides Architecture=$(ARCH)
 
 # Benchmarks: criterion microbenchmarks (with the local emulator for login), the
 # cold-start comparison against the Node and Python peers, and every function's cold start

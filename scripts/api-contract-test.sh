@@ -11,9 +11,11 @@
 # for the admin CLI). It installs nothing. Offline: every request goes to 127.0.0.1
 # (schemathesis 4 has no telemetry and uploads nothing; its files stay in a temporary dir).
 #
-# Two runs, each with its own fresh user and API key, so the positive paths are really taken:
+# Two runs, each with its own fresh user, API key and OAuth client (and a token of that client),
+# so the positive paths are really taken:
 #   1. "positive": the spec's examples and the stateful phase (login 200 -> refresh 200 via the
-#      spec's links, logout 204, validate-key 200);
+#      spec's links, logout 204, validate-key 200, OAuth token 200, introspection 200
+#      active, revocation 200);
 #   2. "fuzz": the coverage and fuzzing phases (every documented status, negative data,
 #      unsupported methods, missing/invalid credentials). Its user gets locked (423) by the
 #      wrong passwords schemathesis tries, which is why it runs second.
@@ -55,7 +57,9 @@ cli() { (set -a; source "$PORTCULLIS_TEST_ENV_FILE"; set +a; "$root/target/debug
 #   wrong-password attempts caused (423 ACCOUNT_LOCKED, documented);
 # - refresh: OpenAPI cannot say "a body token OR the cookie", so a body-less refresh is
 #   schema-valid (cookie mode) yet without the cookie it is 400 MISSING_REFRESH_TOKEN
-#   (documented).
+#   (documented);
+# - oauthToken: which scopes a client holds is state, not schema: a well-formed scope the run's
+#   client was not granted is 400 invalid_scope (RFC 6749 §5.2, documented).
 cat >"$work/schemathesis.toml" <<'EOF'
 [cache]
 enabled = false
@@ -71,6 +75,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "423", "429"]
 [[operations]]
 include-operation-id = "refresh"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "429"]
+
+[[operations]]
+include-operation-id = "oauthToken"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "429"]
 EOF
 
 # EMULATOR LIMITATION, not a Portcullis defect: `cargo lambda watch` (1.9.2) answers a request
@@ -102,32 +110,54 @@ def filter_case(context, case):
 EOF
 export SCHEMATHESIS_HOOKS="$work/hooks.py"
 
-# A fresh user and API key; prints "EMAIL PASSWORD API_KEY ACCESS_TOKEN REFRESH_TOKEN".
+# A fresh user, API key and OAuth client; prints "EMAIL PASSWORD API_KEY ACCESS_TOKEN
+# REFRESH_TOKEN CLIENT_ID CLIENT_SECRET CLIENT_TOKEN" (CLIENT_TOKEN: an access token of the
+# client, from the token endpoint with client_secret_basic). Every secret is also noted in
+# PORTCULLIS_TEST_SECRETS_FILE, so with-stack.sh's log scan looks for it.
 make_principal() {
-  local tag email password key
+  local tag email password key client
   tag=$("$py" -c 'import secrets; print(secrets.token_hex(6))')
   email="contract-$1-$tag@example.com"
   password="Contract-$tag-passw0rd!"
   printf '%s' "$password" | cli user create --email "$email" --role user >/dev/null
   key=$(cli key create --name "contract-$1-$tag" --scopes read,write --expires-in 1d --json \
     | "$py" -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-  "$py" - "$base/lambda-url/login/" "$email" "$password" "$key" <<'EOF'
-import json, sys, urllib.request
-url, email, password, key = sys.argv[1:]
-req = urllib.request.Request(url, data=json.dumps({"email": email, "password": password}).encode(),
+  client=$(cli client create --name "contract-$1-$tag" --scopes read,write --json \
+    | "$py" -c 'import json,sys; d = json.load(sys.stdin); print(d["clientId"], d["clientSecret"])')
+  # shellcheck disable=SC2086 # $client is two words: the id and the secret
+  "$py" - "$base" "$email" "$password" "$key" $client <<'EOF'
+import base64, json, os, sys, urllib.parse, urllib.request
+base, email, password, key, client_id, client_secret = sys.argv[1:]
+req = urllib.request.Request(f"{base}/lambda-url/login/",
+                             data=json.dumps({"email": email, "password": password}).encode(),
                              headers={"content-type": "application/json"}, method="POST")
 with urllib.request.urlopen(req, timeout=60) as resp:
     tokens = json.load(resp)["data"]["tokens"]
-print(email, password, key, tokens["accessToken"], tokens["refreshToken"])
+q = urllib.parse.quote
+basic = base64.b64encode(f"{q(client_id, safe='')}:{q(client_secret, safe='')}".encode()).decode()
+req = urllib.request.Request(f"{base}/lambda-url/oauth/oauth/token",
+                             data=b"grant_type=client_credentials",
+                             headers={"content-type": "application/x-www-form-urlencoded",
+                                      "authorization": f"Basic {basic}"}, method="POST")
+with urllib.request.urlopen(req, timeout=60) as resp:
+    client_token = json.load(resp)["access_token"]
+secrets_file = os.environ.get("PORTCULLIS_TEST_SECRETS_FILE")
+if secrets_file:
+    with open(secrets_file, "a") as f:  # one append: whole lines
+        f.write("".join(f"{secret}\n" for secret in (
+            password, key, tokens["accessToken"], tokens["refreshToken"], client_secret, client_token)))
+print(email, password, key, tokens["accessToken"], tokens["refreshToken"], client_id,
+      client_secret, client_token)
 EOF
 }
 
 # The spec as served locally: each AWS route becomes its function URL path, the one server is
-# the watch URL, and the examples are the run's own user and refresh token.
-local_spec() {  # OUT EMAIL PASSWORD REFRESH_TOKEN
+# the watch URL, and the examples are the run's own user, refresh token, OAuth client and
+# client token.
+local_spec() {  # OUT EMAIL PASSWORD REFRESH_TOKEN CLIENT_ID CLIENT_SECRET CLIENT_TOKEN
   "$py" - "$root/docs/openapi.yaml" "$base" "$@" <<'EOF'
 import sys, yaml
-src, base, dst, email, password, refresh_token = sys.argv[1:]
+src, base, dst, email, password, refresh_token, client_id, client_secret, client_token = sys.argv[1:]
 spec = yaml.safe_load(open(src))
 routes = {
     "/auth/login": "/lambda-url/login/",
@@ -137,28 +167,46 @@ routes = {
     "/whoami": "/lambda-url/whoami/",
     "/.well-known/jwks.json": "/lambda-url/jwks/.well-known/jwks.json",
     "/.well-known/openid-configuration": "/lambda-url/jwks/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server": "/lambda-url/jwks/.well-known/oauth-authorization-server",
+    "/oauth/token": "/lambda-url/oauth/oauth/token",
+    "/oauth/revoke": "/lambda-url/oauth/oauth/revoke",
+    "/oauth/introspect": "/lambda-url/oauth/oauth/introspect",
 }
 differ = set(spec["paths"]) ^ set(routes)
 if differ:
     sys.exit(f"api-contract-test: the spec's paths and the local routes differ: {sorted(differ)}")
 spec["paths"] = {routes[path]: item for path, item in spec["paths"].items()}
 spec["servers"] = [{"url": base}]
-def body(path):
-    return spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+def body(path, media="application/json"):
+    return spec["paths"][path]["post"]["requestBody"]["content"][media]
 body("/lambda-url/login/")["examples"] = {"runUser": {"value": {"email": email, "password": password}}}
 body("/lambda-url/refresh/")["examples"] = {"runToken": {"value": {"refreshToken": refresh_token}}}
+# The OAuth endpoints: client_secret_post with the run's client (the Authorization header every
+# request carries is a Bearer one, which these endpoints ignore).
+client = {"client_id": client_id, "client_secret": client_secret}
+form = "application/x-www-form-urlencoded"
+body("/lambda-url/oauth/oauth/token", form)["examples"] = {
+    "runClient": {"value": {"grant_type": "client_credentials", "scope": "read", **client}}}
+body("/lambda-url/oauth/oauth/introspect", form)["examples"] = {
+    "runClientToken": {"value": {"token": client_token, **client}}}
+body("/lambda-url/oauth/oauth/revoke", form)["examples"] = {
+    "runClientToken": {"value": {"token": client_token, "token_type_hint": "access_token", **client}}}
+flow = spec["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
+flow["tokenUrl"] = "/lambda-url/oauth/oauth/token"
 yaml.safe_dump(spec, open(dst, "w"), sort_keys=False)
 EOF
 }
 
 run() {  # NAME PHASES
   local name=$1 phases=$2 principal email password key access refresh status=0 start=$SECONDS
+  local client_id client_secret client_token
   local left=$((deadline - SECONDS))
   if [ "$left" -lt 10 ]; then echo "api-contract-test: out of time before the $name run" >&2; return 1; fi
   # (set -e does not hold inside a function called with ||: check each step.)
   principal=$(make_principal "$name") || { echo "api-contract-test: cannot make the $name user" >&2; return 1; }
-  read -r email password key access refresh <<<"$principal"
-  local_spec "$work/openapi.$name.yaml" "$email" "$password" "$refresh" || return 1
+  read -r email password key access refresh client_id client_secret client_token <<<"$principal"
+  local_spec "$work/openapi.$name.yaml" "$email" "$password" "$refresh" \
+    "$client_id" "$client_secret" "$client_token" || return 1
   echo "== api-contract-test: $name run (phases $phases)"
   # Run from the temporary directory: anything schemathesis or hypothesis writes stays there.
   (cd "$work" && timeout --kill-after=10 "$left" \

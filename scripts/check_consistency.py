@@ -11,7 +11,9 @@ Checks, each printed as `ok: ...` or `FAIL: ...`:
      shared/src/config.rs) == those template.yaml sets (minus RUST_LOG, AWS_*, any of
      OPTIONAL_ENV_VARS and, unless listed in ENV_VARS, AUTHORIZER_RESPONSE; where set,
      AUTHORIZER_RESPONSE must match the API), and all are in scripts/local.env.
-  4. .ci/run runs `make test`.
+  4. the README's configuration table (the `| variable |` table under `## Configuration`)
+     names every ENV_VARS and OPTIONAL_ENV_VARS variable in its first column.
+  5. .ci/run runs `make test`.
 
 Exit status 0 when consistent, 1 otherwise.
 
@@ -409,6 +411,37 @@ def check_env(root: Path, tree: Node | None, rep: Report) -> None:
         )
 
 
+def readme_config_vars(readme: str) -> set[str] | None:
+    """Backticked names in the first column of the tables under `## Configuration`."""
+    m = re.search(r"(?ms)^##\s+Configuration\s*$(.*?)(?=^##\s|\Z)", readme)
+    if not m:
+        return None
+    names: set[str] = set()
+    for line in m.group(1).splitlines():
+        cells = line.strip().split("|")
+        if len(cells) >= 3 and not cells[0].strip():
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]{2,})`", cells[1]))
+    return names
+
+
+def check_readme(root: Path, rep: Report) -> None:
+    cfg = read(root, "shared/src/config.rs", rep)
+    readme = read(root, "README.md", rep)
+    if cfg is None or readme is None:
+        return
+    wanted = set(rust_env_vars(cfg) or []) | set(rust_env_vars(cfg, "OPTIONAL_ENV_VARS") or [])
+    documented = readme_config_vars(readme)
+    if documented is None:
+        rep.fail("README.md has no `## Configuration` section")
+        return
+    missing = wanted - documented
+    rep.check(
+        not missing,
+        f"README.md configuration table names every ENV_VARS and OPTIONAL_ENV_VARS variable ({len(wanted)})",
+        f"README.md configuration table lacks: {fmt(missing)}",
+    )
+
+
 def check_ci(root: Path, rep: Report) -> None:
     ci = read(root, ".ci/run", rep)
     if ci is None:
@@ -438,7 +471,9 @@ def run(root: Path, out=sys.stdout) -> int:
     check_makefile_and_events(root, names, rep)
     print("# 3. environment variables", file=out)
     check_env(root, tree, rep)
-    print("# 4. CI", file=out)
+    print("# 4. README configuration table", file=out)
+    check_readme(root, rep)
+    print("# 5. CI", file=out)
     check_ci(root, rep)
     if rep.failures:
         print(f"{rep.failures} check(s) failed in {root}", file=out)
@@ -514,6 +549,22 @@ const OTHER: &str = "NOT_IN_THE_LIST";
 """
 
 
+_FIXTURE_README = """\
+# Fixture
+
+## Configuration
+
+| variable | default | meaning |
+|---|---|---|
+| `USERS_TABLE`, `JWT_ISSUER` | required | names; `NOT_A_FIRST_COLUMN` does not count |
+| `PASSWORD_POLICY` | `min=8` | rules |
+
+## Next section
+
+| `LATER_TABLE` | is not configuration |
+"""
+
+
 def _build_fixture(root: Path) -> None:
     (root / "functions").mkdir(parents=True)
     for name in ("login", "authorizer"):
@@ -533,6 +584,7 @@ def _build_fixture(root: Path) -> None:
     (root / "shared" / "src" / "config.rs").write_text(_FIXTURE_CONFIG)
     (root / "scripts").mkdir()
     (root / "scripts" / "local.env").write_text("# local\nUSERS_TABLE=users\nexport JWT_ISSUER=x\n")
+    (root / "README.md").write_text(_FIXTURE_README)
     (root / ".ci").mkdir()
     (root / ".ci" / "run").write_text("#!/bin/sh\nset -eu\nmake test\n")
 
@@ -587,10 +639,22 @@ _MUTATIONS = [
     ("3: config.rs missing",
      lambda r: (r / "shared/src/config.rs").unlink(),
      "shared/src/config.rs is missing"),
-    ("4: .ci/run does not run make test",
+    ("4: README lacks an ENV_VARS variable",
+     lambda r: _edit(r / "README.md", "`USERS_TABLE`, `JWT_ISSUER`", "`USERS_TABLE`"),
+     "README.md configuration table lacks: JWT_ISSUER"),
+    ("4: README lacks an OPTIONAL_ENV_VARS variable",
+     lambda r: _edit(r / "README.md", "| `PASSWORD_POLICY` |", "| PASSWORD_POLICY |"),
+     "README.md configuration table lacks: PASSWORD_POLICY"),
+    ("4: a variable named only outside the first column or section",
+     lambda r: _edit(r / "shared/src/config.rs", '"JWT_ISSUER",', '"JWT_ISSUER", "NOT_A_FIRST_COLUMN", "LATER_TABLE",'),
+     "README.md configuration table lacks: LATER_TABLE, NOT_A_FIRST_COLUMN"),
+    ("4: README without a Configuration section",
+     lambda r: _edit(r / "README.md", "## Configuration", "## Settings"),
+     "README.md has no `## Configuration` section"),
+    ("5: .ci/run does not run make test",
      lambda r: _edit(r / ".ci/run", "make test\n", "# make test\ncargo test\n"),
      ".ci/run does not run `make test`"),
-    ("4: .ci/run missing",
+    ("5: .ci/run missing",
      lambda r: (r / ".ci/run").unlink(),
      ".ci/run is missing"),
 ]

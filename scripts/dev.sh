@@ -23,7 +23,14 @@ pids+=($!)
 python3 "$root/scripts/wait-http.py" "$endpoint/moto-api/" 30
 
 env_file="$root/.local/dev.env"
-{ grep -v '^#' "$root/scripts/local.env"; echo "AWS_ENDPOINT_URL=$endpoint"; } >"$env_file"
+scheme=http
+[ "${DEV_TLS:-0}" = "1" ] && scheme=https
+base="$scheme://127.0.0.1:$watch_port/lambda-url"
+# The issuer is where the metadata is served, so OAuth clients can discover this stack.
+{ grep -v '^#' "$root/scripts/local.env" | grep -v '^JWT_ISSUER='
+  echo "AWS_ENDPOINT_URL=$endpoint"
+  echo "JWT_ISSUER=$base/jwks"
+  echo "OAUTH_ENDPOINT_BASE=$base/oauth"; } >"$env_file"
 set -a; source "$env_file"; set +a
 
 echo "building..."
@@ -32,18 +39,18 @@ cargo build --quiet --workspace --bins
 demo_email=demo@portcullis.dev
 demo_password='Demo-passw0rd!'
 printf '%s\n' "$demo_password" | "$root/target/debug/portcullis" user create --email "$demo_email" --role admin >/dev/null 2>&1 || true
+# A demo OAuth client (client credentials), made anew each run: its secret is shown once.
+demo_client=$("$root/target/debug/portcullis" client create --name demo-partner --scopes orders:read,orders:write)
+client_id=$(sed -n 1p <<<"$demo_client")
+client_secret=$(sed -n 2p <<<"$demo_client")
 
-scheme=http
 tls_args=()
 curl_tls=""
-if [ "${DEV_TLS:-0}" = "1" ]; then
+if [ "$scheme" = https ]; then
   bash "$root/scripts/tls-cert.sh" "$root/.local/tls" >/dev/null
-  scheme=https
   tls_args=(--tls-cert "$root/.local/tls/cert.pem" --tls-key "$root/.local/tls/key.pem")
   curl_tls="--cacert .local/tls/ca.pem "
 fi
-base="$scheme://127.0.0.1:$watch_port/lambda-url"
-
 setsid cargo lambda watch -A 127.0.0.1 -P "$watch_port" --concurrency 4 --env-file "$env_file" "${tls_args[@]}" &
 pids+=($!)
 if [ "$scheme" = https ]; then
@@ -59,6 +66,12 @@ Portcullis is running (emulator at $endpoint, functions at $base/<name>/).
 Log the demo user in:
   curl -s ${curl_tls}-X POST $base/login/ -H 'content-type: application/json' \\
     -d '{"email":"$demo_email","password":"$demo_password"}'
+
+Get an OAuth access token for the demo client (client credentials), then introspect it:
+  curl -s ${curl_tls}$base/jwks/.well-known/oauth-authorization-server
+  curl -s ${curl_tls}-u '$client_id:$client_secret' $base/oauth/oauth/token \\
+    -d grant_type=client_credentials -d scope=orders:read
+  curl -s ${curl_tls}-u '$client_id:$client_secret' $base/oauth/oauth/introspect -d token=ACCESS_TOKEN
 
 Or invoke with a sample event:
   cargo lambda invoke login --invoke-address 127.0.0.1 --invoke-port $watch_port --data-file events/login.json

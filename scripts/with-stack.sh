@@ -8,7 +8,8 @@
 # usage: scripts/with-stack.sh COMMAND [ARGS...]
 # The command sees: PORTCULLIS_TEST_AWS_ENDPOINT, PORTCULLIS_TEST_WATCH_URL (http),
 # PORTCULLIS_TEST_WATCH_PORT, PORTCULLIS_TEST_TLS_URL (https), PORTCULLIS_TEST_FAULT_URL (a
-# server whose AWS endpoint is unreachable), PORTCULLIS_TEST_CA,
+# server whose AWS endpoint is unreachable), PORTCULLIS_TEST_GATEWAY_URL (scripts/gateway.py:
+# API Gateway's routes + authorizer in front of the http server), PORTCULLIS_TEST_CA,
 # PORTCULLIS_TEST_ENV_FILE, PORTCULLIS_TEST_SECRETS_FILE (where tests note the secrets they use).
 # When the command succeeds, every log of the stack (and the file PORTCULLIS_TEST_OUTPUT_LOG,
 # if the caller sets it: the command's own output) is scanned for those secrets and the
@@ -40,13 +41,22 @@ bash "$root/scripts/tls-cert.sh" "$root/.local/tls" >/dev/null
 # The functions' environment: the local defaults, this emulator, and test-only knobs.
 env_file="$state/test.env"
 {
-  grep -v '^#' "$root/scripts/local.env" | grep -v '^LOGIN_RATE_LIMIT=' | grep -v '^REFRESH_COOKIE='
+  grep -v '^#' "$root/scripts/local.env" | grep -v '^LOGIN_RATE_LIMIT=' | grep -v '^REFRESH_COOKIE=' \
+    | grep -v '^JWT_ISSUER='
   echo "AWS_ENDPOINT_URL=$endpoint"
+  # The issuer is where the metadata documents are served, so OAuth/OIDC clients that check
+  # it (RFC 8414 §3.3) discover this stack; the OAuth endpoints live under the oauth function.
+  echo "JWT_ISSUER=http://127.0.0.1:$watch_port/lambda-url/jwks"
+  echo "OAUTH_ENDPOINT_BASE=http://127.0.0.1:$watch_port/lambda-url/oauth"
+  # Every OAuth test request comes from 127.0.0.1 too; limits are tested in-process.
+  echo "OAUTH_TOKEN_IP_RATE_LIMIT=100000/60"
   # Real production argon2 parameters: the HTTP tests measure the real thing.
   echo "PASSWORD_HASH_PROFILE=production"
   # Every test request comes from 127.0.0.1; the limit is exercised by the in-process tests.
   echo "LOGIN_RATE_LIMIT=100000/900"
   echo "REFRESH_COOKIE=on"
+  # The HTTP session tests exercise the concurrent-tabs grace (the default is 0: no grace).
+  echo "REFRESH_REUSE_GRACE_SECONDS=10"
 } >"$env_file"
 
 set -a; source "$env_file"; set +a
@@ -74,11 +84,17 @@ python3 "$root/scripts/wait-http.py" "http://127.0.0.1:$watch_port/lambda-url/lo
   || { cat "$state/watch.log" >&2; exit 1; }
 python3 "$root/scripts/wait-http.py" "https://127.0.0.1:$tls_port/lambda-url/login/" 300 "$root/.local/tls/ca.pem" \
   || { cat "$state/watch-tls.log" >&2; exit 1; }
+gw_port=$(python3 "$root/scripts/free-port.py")
+setsid python3 "$root/scripts/gateway.py" "$gw_port" "http://127.0.0.1:$watch_port" >"$state/gateway.log" 2>&1 &
+pids+=($!)
+python3 "$root/scripts/wait-http.py" "http://127.0.0.1:$gw_port/_health" 30 \
+  || { cat "$state/gateway.log" >&2; exit 1; }
 
 export PORTCULLIS_TEST_AWS_ENDPOINT="$endpoint"
 export PORTCULLIS_TEST_WATCH_URL="http://127.0.0.1:$watch_port"
 export PORTCULLIS_TEST_TLS_URL="https://127.0.0.1:$tls_port"
 export PORTCULLIS_TEST_FAULT_URL="http://127.0.0.1:$fault_port"
+export PORTCULLIS_TEST_GATEWAY_URL="http://127.0.0.1:$gw_port"
 export PORTCULLIS_TEST_WATCH_PORT="$watch_port"
 export PORTCULLIS_TEST_CA="$root/.local/tls/ca.pem"
 export PORTCULLIS_TEST_ENV_FILE="$env_file"
@@ -91,7 +107,7 @@ if [ "$status" -ne 0 ] && [ -n "${CI:-}" ]; then
 fi
 if [ "$status" -eq 0 ]; then
   # No secrets in logs: the scanner first proves it can fail, then scans.
-  logs=("$state"/watch*.log "$state/moto.log")
+  logs=("$state"/watch*.log "$state/moto.log" "$state/gateway.log")
   if [ -n "${PORTCULLIS_TEST_OUTPUT_LOG:-}" ]; then logs+=("$PORTCULLIS_TEST_OUTPUT_LOG"); fi
   "$venv/python" "$root/scripts/scan-logs.py" --self-test >/dev/null \
     && "$venv/python" "$root/scripts/scan-logs.py" --secrets "$PORTCULLIS_TEST_SECRETS_FILE" \

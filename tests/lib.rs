@@ -148,6 +148,7 @@ pub fn config(prefix: &str, overrides: &[(&str, &str)]) -> Config {
         ("API_KEYS_TABLE".into(), tables.api_keys.clone()),
         ("RATE_LIMITS_TABLE".into(), tables.rate_limits.clone()),
         ("REVOKED_TOKENS_TABLE".into(), tables.revoked_tokens.clone()),
+        ("OAUTH_CLIENTS_TABLE".into(), tables.oauth_clients.clone()),
         (
             "SIGNING_KEYS_SECRET_ID".into(),
             format!("{prefix}signing-keys"),
@@ -200,7 +201,7 @@ impl World {
         let user = portcullis::admin::create_user(
             &self.state.users,
             &self.state.hashing,
-            &self.state.password_rules,
+            &self.state.config.password_rules,
             email,
             role,
             password,

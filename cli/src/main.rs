@@ -8,16 +8,16 @@ use clap::{Parser, Subcommand};
 use portcullis::admin;
 use portcullis::apikeys::rfc3339;
 use portcullis::config::Config;
-use portcullis::password::{HashingPolicy, PasswordRules};
+use portcullis::password::HashingPolicy;
 use portcullis::state::{AwsClients, now};
-use portcullis::store::{ApiKeyStore, RevokedStore, UserStore, api_keys};
+use portcullis::store::{ApiKeyStore, ClientStore, RevokedStore, UserStore, api_keys, clients};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
 #[command(
     name = "portcullis",
     version,
-    about = "Portcullis admin: tables, users, API keys, signing keys"
+    about = "Portcullis admin: tables, users, API keys, OAuth clients, signing keys"
 )]
 struct Cli {
     /// Print one JSON document instead of text.
@@ -44,6 +44,11 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Manage OAuth 2.0 clients (client credentials grant).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
     },
     /// Manage the signing keys in the secret.
     SigningKey {
@@ -113,6 +118,36 @@ enum KeyCommand {
     Revoke { id: String },
 }
 
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its id and secret (the secret only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes the client may ask for, e.g. orders:read,orders:write
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// Comma-separated grant types.
+        #[arg(long, default_value = "client_credentials")]
+        grants: String,
+        /// Lifetime of its access tokens, such as 15m or 1h (default: ACCESS_TOKEN_TTL_SECONDS).
+        #[arg(long)]
+        token_ttl: Option<String>,
+    },
+    /// One client per line, starting with its id; never a secret.
+    List,
+    /// Issue a new secret (printed once); the old one keeps working for --overlap.
+    RotateSecret {
+        id: String,
+        /// How long the old secret keeps working, such as 1h (default: not at all).
+        #[arg(long)]
+        overlap: Option<String>,
+    },
+    /// Disable a client: its secret stops working at once, its tokens within the
+    /// authorizer's revocation window.
+    Disable { id: String },
+}
+
 /// `30s`, `15m`, `12h`, `90d` -> seconds.
 fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
@@ -153,6 +188,29 @@ fn parse_scopes(text: &str) -> Result<Vec<String>, String> {
         return Err(format!("bad scope {bad:?}"));
     }
     Ok(scopes)
+}
+
+/// Scopes of an OAuth client: as for keys, and RFC 6749 §3.3 scope tokens (no `"` or `\`).
+fn parse_client_scopes(text: &str) -> Result<Vec<String>, String> {
+    let scopes = parse_scopes(text)?;
+    match scopes.iter().find(|s| s.contains(['"', '\\'])) {
+        Some(bad) => Err(format!("bad scope {bad:?}")),
+        None => Ok(scopes),
+    }
+}
+
+fn client_json(record: &clients::ClientRecord) -> Value {
+    json!({
+        "clientId": record.id,
+        "name": record.name,
+        "scopes": record.scopes,
+        "grants": record.grants,
+        "redirectUris": [],
+        "tokenTtl": record.token_ttl,
+        "disabled": record.disabled,
+        "createdAt": rfc3339(record.created_at),
+        "lastUsedAt": record.last_used_at.map(rfc3339),
+    })
 }
 
 fn read_password() -> Result<String, String> {
@@ -203,6 +261,7 @@ async fn run(command: Command) -> Result<Output, String> {
     let aws = AwsClients::load().await;
     let users = || UserStore::new(aws.dynamodb.clone(), &config.tables.users);
     let keys = || ApiKeyStore::new(aws.dynamodb.clone(), &config.tables.api_keys);
+    let oauth_clients = || ClientStore::new(aws.dynamodb.clone(), &config.tables.oauth_clients);
     let normalise =
         |email: &str| portcullis::login::normalise_email(email).map_err(|e| error_text(&e));
     match command {
@@ -233,11 +292,10 @@ async fn run(command: Command) -> Result<Output, String> {
         Command::User { command } => match command {
             UserCommand::Create { email, role } => {
                 let password = read_password()?;
-                let rules =
-                    PasswordRules::parse(&config.password_policy).map_err(|e| e.to_string())?;
+                let rules = &config.password_rules;
                 let hashing = HashingPolicy::for_profile(config.hash_profile);
                 let user =
-                    admin::create_user(&users(), &hashing, &rules, &email, &role, &password, now())
+                    admin::create_user(&users(), &hashing, rules, &email, &role, &password, now())
                         .await
                         .map_err(|e| error_text(&e))?;
                 Ok(Output {
@@ -336,6 +394,106 @@ async fn run(command: Command) -> Result<Output, String> {
                 }
             }
         }
+        Command::Client { command } => match command {
+            ClientCommand::Create {
+                name,
+                scopes,
+                grants,
+                token_ttl,
+            } => {
+                let name = name.trim().to_owned();
+                if name.is_empty() || name.len() > 128 {
+                    return Err("--name must be 1 to 128 characters".into());
+                }
+                let scopes = parse_client_scopes(&scopes)?;
+                let grants = parse_scopes(&grants)?;
+                if grants.is_empty() {
+                    return Err("--grants needs at least one grant type".into());
+                }
+                if let Some(bad) = grants
+                    .iter()
+                    .find(|g| !clients::SUPPORTED_GRANTS.contains(&g.as_str()))
+                {
+                    return Err(format!(
+                        "unsupported grant {bad:?}; supported: {}",
+                        clients::SUPPORTED_GRANTS.join(", ")
+                    ));
+                }
+                let ttl = match token_ttl.as_deref().map(parse_duration).transpose()? {
+                    None => config.access_token_ttl,
+                    Some(t) if t <= 86_400 => t,
+                    Some(_) => return Err("--token-ttl must be at most 1d".into()),
+                };
+                let new = clients::generate(&name, grants, scopes, ttl, now());
+                oauth_clients()
+                    .create(&new.record)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut doc = client_json(&new.record);
+                doc["clientSecret"] = json!(new.secret);
+                Ok(Output {
+                    text: format!("{}\n{}", new.record.id, new.secret),
+                    json: doc,
+                })
+            }
+            ClientCommand::List => {
+                let list = oauth_clients().list().await.map_err(|e| e.to_string())?;
+                let text = list
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            c.id,
+                            c.name,
+                            if c.scopes.is_empty() {
+                                "-".to_owned()
+                            } else {
+                                c.scopes.join(",")
+                            },
+                            c.grants.join(","),
+                            if c.disabled { "disabled" } else { "active" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Ok(Output {
+                    json: Value::Array(list.iter().map(client_json).collect()),
+                    text,
+                })
+            }
+            ClientCommand::RotateSecret { id, overlap } => {
+                let overlap = overlap.as_deref().map(parse_duration).transpose()?;
+                let secret = oauth_clients()
+                    .rotate_secret(&id, overlap.unwrap_or(0), now())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no client {id}"))?;
+                Ok(Output {
+                    text: format!("{id}\n{secret}"),
+                    json: json!({"clientId": id, "clientSecret": secret, "overlapSeconds": overlap.unwrap_or(0)}),
+                })
+            }
+            ClientCommand::Disable { id } => {
+                let revoked =
+                    RevokedStore::new(aws.dynamodb.clone(), &config.tables.revoked_tokens);
+                if !portcullis::oauth::disable_client(
+                    &oauth_clients(),
+                    &revoked,
+                    &id,
+                    config.jwt_leeway,
+                    now(),
+                )
+                .await
+                .map_err(|e| e.to_string())?
+                {
+                    return Err(format!("no client {id}"));
+                }
+                Ok(Output {
+                    text: format!("disabled {id}"),
+                    json: json!({"clientId": id, "disabled": true}),
+                })
+            }
+        },
         Command::Key { command } => match command {
             KeyCommand::Create {
                 name,
@@ -433,6 +591,13 @@ mod tests {
         for bad in ["", "d", "10", "10w", "-5d", "0s", "1.5h", "99999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn client_scopes_are_rfc_scope_tokens() {
+        assert_eq!(parse_client_scopes("a:b,c").unwrap(), vec!["a:b", "c"]);
+        assert!(parse_client_scopes("a\"b").is_err());
+        assert!(parse_client_scopes("a\\b").is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ struct TableSpec<'a> {
     ttl: bool,
 }
 
-fn specs(tables: &Tables) -> [TableSpec<'_>; 5] {
+fn specs(tables: &Tables) -> [TableSpec<'_>; 6] {
     [
         TableSpec {
             name: &tables.users,
@@ -63,6 +63,13 @@ fn specs(tables: &Tables) -> [TableSpec<'_>; 5] {
             range: Some("sk"),
             indexes: &[],
             ttl: true,
+        },
+        TableSpec {
+            name: &tables.oauth_clients,
+            hash: "clientId",
+            range: None,
+            indexes: &[],
+            ttl: false,
         },
     ]
 }

@@ -8,8 +8,16 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::state::AppState;
+use crate::store::ApiKeyStore;
 use crate::store::api_keys::{ApiKeyRecord, key_id, matches};
+
+/// What validation needs of its surroundings: the key table and the last-used interval.
+/// `AppState` provides it; so can anything else that holds an `ApiKeyStore`.
+pub trait KeyContext {
+    fn api_keys(&self) -> &ApiKeyStore;
+    /// At most one last-used write per key per this many seconds.
+    fn last_used_interval(&self) -> i64;
+}
 
 /// What a valid key tells the caller (never the key or its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,13 +55,21 @@ impl From<&ApiKeyRecord> for KeyInfo {
 
 /// Validate the `x-api-key` value. Errors: `MISSING_API_KEY`, `INVALID_API_KEY` (unknown,
 /// wrong secret, revoked), `API_KEY_EXPIRED`, or 503 when DynamoDB fails (fail closed).
-pub async fn validate(state: &AppState, key: Option<&str>, now: i64) -> Result<KeyInfo, Error> {
+pub async fn validate(
+    state: &impl KeyContext,
+    key: Option<&str>,
+    now: i64,
+) -> Result<KeyInfo, Error> {
     let key = key
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(Error::MissingApiKey)?;
     let id = key_id(key).ok_or(Error::InvalidApiKey)?;
-    let record = state.api_keys.get(id).await?.ok_or(Error::InvalidApiKey)?;
+    let record = state
+        .api_keys()
+        .get(id)
+        .await?
+        .ok_or(Error::InvalidApiKey)?;
     if !matches(&record, key) || record.revoked {
         tracing::info!(audit = "api_key_refused", key_id = %record.id, revoked = record.revoked, "api key");
         return Err(Error::InvalidApiKey);
@@ -62,10 +78,10 @@ pub async fn validate(state: &AppState, key: Option<&str>, now: i64) -> Result<K
         tracing::info!(audit = "api_key_expired", key_id = %record.id, "api key");
         return Err(Error::ApiKeyExpired);
     }
-    let interval = state.config.api_key_last_used_interval;
+    let interval = state.last_used_interval();
     if record.last_used_at.is_none_or(|at| now - at >= interval) {
         // Best effort: a failed bookkeeping write must not turn a valid key away.
-        if let Err(e) = state.api_keys.touch(&record.id, now, interval).await {
+        if let Err(e) = state.api_keys().touch(&record.id, now, interval).await {
             tracing::warn!(error = %e, key_id = %record.id, "last-used update failed");
         }
     }
@@ -122,7 +138,7 @@ impl KeyCache {
     /// `ttl` 0 disables the cache.
     pub async fn validate(
         &self,
-        state: &AppState,
+        state: &impl KeyContext,
         key: Option<&str>,
         ttl: i64,
         now: i64,

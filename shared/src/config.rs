@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+pub use crate::password::HashProfile;
+use crate::password::PasswordRules;
+use crate::rules::RouteRule;
+
 /// Every variable the functions read (the template, `scripts/local.env` and the README list
 /// the same names; `scripts/check_consistency.py` proves it).
 pub const ENV_VARS: &[&str] = &[
@@ -10,6 +14,7 @@ pub const ENV_VARS: &[&str] = &[
     "API_KEYS_TABLE",
     "RATE_LIMITS_TABLE",
     "REVOKED_TOKENS_TABLE",
+    "OAUTH_CLIENTS_TABLE",
     "SIGNING_KEYS_SECRET_ID",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
@@ -36,6 +41,10 @@ pub const OPTIONAL_ENV_VARS: &[&str] = &[
     "API_KEY_LAST_USED_INTERVAL_SECONDS",
     "SIGNING_KEYS_REFRESH_SECONDS",
     "JWKS_URI",
+    "OAUTH_ENDPOINT_BASE",
+    "OAUTH_SCOPES_SUPPORTED",
+    "OAUTH_TOKEN_RATE_LIMIT",
+    "OAUTH_TOKEN_IP_RATE_LIMIT",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +54,7 @@ pub struct Tables {
     pub api_keys: String,
     pub rate_limits: String,
     pub revoked_tokens: String,
+    pub oauth_clients: String,
 }
 
 impl Tables {
@@ -56,6 +66,7 @@ impl Tables {
             api_keys: format!("{prefix}api-keys"),
             rate_limits: format!("{prefix}rate-limits"),
             revoked_tokens: format!("{prefix}revoked-tokens"),
+            oauth_clients: format!("{prefix}oauth-clients"),
         }
     }
 }
@@ -79,15 +90,6 @@ impl RateLimit {
     }
 }
 
-/// Which argon2id parameters to use (see `crate::password::HashingPolicy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashProfile {
-    /// OWASP's minimum: 19 MiB, t=2, p=1. The default.
-    Production,
-    /// Cheap parameters for test suites only; logged loudly at start.
-    InsecureTest,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub tables: Tables,
@@ -102,8 +104,8 @@ pub struct Config {
     pub refresh_cookie: bool,
     pub jwt_leeway: i64,
     pub hash_profile: HashProfile,
-    /// `PASSWORD_POLICY`, e.g. `min=8,upper,lower,digit,special` (the default).
-    pub password_policy: String,
+    /// `PASSWORD_POLICY`, e.g. `min=8,upper,lower,digit,special` (the default), parsed.
+    pub password_rules: PasswordRules,
     /// Seconds after a rotation during which presenting the spent token again is treated
     /// as a concurrent request of the same client (refused, family kept), not as reuse.
     pub refresh_reuse_grace: i64,
@@ -111,8 +113,9 @@ pub struct Config {
     pub refresh_cookie_path: String,
     /// `AUTHORIZER_RESPONSE`: how the authorizer answers HTTP API 2.0 events.
     pub authorizer_response: AuthorizerResponse,
-    /// `AUTHORIZER_ROUTE_RULES`, e.g. `GET /admin/*=role:admin; POST /orders=scope:orders:write`.
-    pub authorizer_route_rules: String,
+    /// `AUTHORIZER_ROUTE_RULES`, e.g. `GET /admin/*=role:admin; POST /orders=scope:orders:write`,
+    /// parsed.
+    pub authorizer_route_rules: Vec<RouteRule>,
     /// How often (seconds) an authorizer container reloads the revocation list.
     pub revocation_refresh: i64,
     /// How long (seconds) the authorizer trusts a validated API key without re-reading it.
@@ -126,6 +129,15 @@ pub struct Config {
     pub signing_keys_refresh: i64,
     /// Where the JWK Set is published (default: the issuer + `/.well-known/jwks.json`).
     pub jwks_uri: String,
+    /// The URL the OAuth endpoints live under (`{base}/oauth/token`, ...): the issuer by
+    /// default, as on API Gateway; locally the `oauth` function's URL.
+    pub oauth_endpoint_base: String,
+    /// The scopes the metadata document lists (`scopes_supported`); empty: not listed.
+    pub oauth_scopes_supported: Vec<String>,
+    /// Token-endpoint requests per client id (`OAUTH_TOKEN_RATE_LIMIT`, default 60/60).
+    pub oauth_token_rate_limit: RateLimit,
+    /// Token-endpoint requests per source IP (`OAUTH_TOKEN_IP_RATE_LIMIT`, default 300/60).
+    pub oauth_token_ip_rate_limit: RateLimit,
 }
 
 /// The response format of the authorizer for HTTP API payload 2.0 events (REST API events
@@ -185,16 +197,18 @@ impl Config {
             api_keys: required("API_KEYS_TABLE")?,
             rate_limits: required("RATE_LIMITS_TABLE")?,
             revoked_tokens: required("REVOKED_TOKENS_TABLE")?,
+            oauth_clients: required("OAUTH_CLIENTS_TABLE")?,
         };
-        let login_rate_limit = match get("LOGIN_RATE_LIMIT") {
-            None => RateLimit {
-                max: 5,
-                window_seconds: 900,
-            },
+        let rate_limit = |name: &str, max: u64, window_seconds: i64| match get(name) {
+            None => Ok(RateLimit {
+                max,
+                window_seconds,
+            }),
             Some(text) => RateLimit::parse(&text).ok_or_else(|| {
-                ConfigError("LOGIN_RATE_LIMIT must look like 5/900 (requests/seconds)".into())
-            })?,
+                ConfigError(format!("{name} must look like 5/900 (requests/seconds)"))
+            }),
         };
+        let login_rate_limit = rate_limit("LOGIN_RATE_LIMIT", 5, 900)?;
         let refresh_cookie = match get("REFRESH_COOKIE")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -213,10 +227,11 @@ impl Config {
                 ));
             }
         };
-        let password_policy =
-            get("PASSWORD_POLICY").unwrap_or_else(|| crate::password::DEFAULT_POLICY.to_owned());
-        crate::password::PasswordRules::parse(&password_policy)
-            .map_err(|e| ConfigError(format!("PASSWORD_POLICY: {e}")))?;
+        let password_rules = match get("PASSWORD_POLICY") {
+            None => PasswordRules::default(),
+            Some(text) => PasswordRules::parse(&text)
+                .map_err(|e| ConfigError(format!("PASSWORD_POLICY: {e}")))?,
+        };
 
         Ok(Self {
             tables,
@@ -231,8 +246,8 @@ impl Config {
             refresh_cookie,
             jwt_leeway: number("JWT_LEEWAY_SECONDS", 5, 0, 300)?,
             hash_profile,
-            password_policy,
-            refresh_reuse_grace: number("REFRESH_REUSE_GRACE_SECONDS", 10, 0, 300)?,
+            password_rules,
+            refresh_reuse_grace: number("REFRESH_REUSE_GRACE_SECONDS", 0, 0, 300)?,
             authorizer_response: match get("AUTHORIZER_RESPONSE").as_deref() {
                 None | Some("simple") => AuthorizerResponse::Simple,
                 Some("iam") => AuthorizerResponse::Iam,
@@ -242,12 +257,10 @@ impl Config {
                     ));
                 }
             },
-            authorizer_route_rules: {
-                let rules = get("AUTHORIZER_ROUTE_RULES").unwrap_or_default();
-                crate::authorizer::RouteRule::parse_all(&rules)
-                    .map_err(|e| ConfigError(format!("AUTHORIZER_ROUTE_RULES: {e}")))?;
-                rules
-            },
+            authorizer_route_rules: RouteRule::parse_all(
+                &get("AUTHORIZER_ROUTE_RULES").unwrap_or_default(),
+            )
+            .map_err(|e| ConfigError(format!("AUTHORIZER_ROUTE_RULES: {e}")))?,
             revocation_refresh: number("REVOCATION_REFRESH_SECONDS", 5, 1, 300)?,
             api_key_cache: number("API_KEY_CACHE_SECONDS", 30, 0, 3600)?,
             validate_key_cache: number("VALIDATE_KEY_CACHE_SECONDS", 0, 0, 3600)?,
@@ -265,6 +278,19 @@ impl Config {
                     issuer.trim().trim_end_matches('/')
                 )
             }),
+            oauth_endpoint_base: get("OAUTH_ENDPOINT_BASE")
+                .or_else(|| get("JWT_ISSUER"))
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned(),
+            oauth_scopes_supported: get("OAUTH_SCOPES_SUPPORTED")
+                .unwrap_or_default()
+                .split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            oauth_token_rate_limit: rate_limit("OAUTH_TOKEN_RATE_LIMIT", 60, 60)?,
+            oauth_token_ip_rate_limit: rate_limit("OAUTH_TOKEN_IP_RATE_LIMIT", 300, 60)?,
             refresh_cookie_path: match get("REFRESH_COOKIE_PATH") {
                 None => "/auth".to_owned(),
                 Some(p)
@@ -295,6 +321,7 @@ mod tests {
             ("API_KEYS_TABLE", "k"),
             ("RATE_LIMITS_TABLE", "l"),
             ("REVOKED_TOKENS_TABLE", "x"),
+            ("OAUTH_CLIENTS_TABLE", "c"),
             ("SIGNING_KEYS_SECRET_ID", "s"),
             ("JWT_ISSUER", "https://issuer.example"),
             ("JWT_AUDIENCE", "api"),
@@ -332,6 +359,7 @@ mod tests {
             "API_KEYS_TABLE",
             "RATE_LIMITS_TABLE",
             "REVOKED_TOKENS_TABLE",
+            "OAUTH_CLIENTS_TABLE",
             "SIGNING_KEYS_SECRET_ID",
             "JWT_ISSUER",
             "JWT_AUDIENCE",
@@ -357,6 +385,8 @@ mod tests {
             ("REFRESH_COOKIE", "maybe"),
             ("PASSWORD_HASH_PROFILE", "fast"),
             ("PASSWORD_POLICY", "min=x"),
+            ("OAUTH_TOKEN_RATE_LIMIT", "60"),
+            ("OAUTH_TOKEN_IP_RATE_LIMIT", "x/60"),
         ] {
             let mut map = base();
             map.insert(name, value);

@@ -15,61 +15,67 @@ use crate::login::{self, Credentials};
 use crate::session::{self, LogoutScope};
 use crate::state::AppState;
 
-/// The HTTP functions this library serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpFunction {
-    Login,
-    Refresh,
-    Logout,
-    ValidateKey,
-    Whoami,
-    Jwks,
-}
-
-impl HttpFunction {
-    async fn handle(self, state: &AppState, req: Request, now: i64) -> Response<Body> {
-        match self {
-            Self::Login => login(state, req, now).await,
-            Self::Refresh => refresh(state, req, now).await,
-            Self::Logout => logout(state, req, now).await,
-            Self::ValidateKey => validate_key(state, req, now).await,
-            Self::Whoami => whoami(req),
-            Self::Jwks => jwks(state, req),
-        }
-    }
-}
+/// The state of this process, built at the first cold start that succeeds (see `serve`).
+static STATE: tokio::sync::OnceCell<AppState> = tokio::sync::OnceCell::const_new();
 
 /// Run an HTTP function: build the state once (cold start), then serve every request with
-/// the system clock. A configuration error ends the process with a message that names the
-/// variable; an unreachable store does not (see below).
-pub async fn serve(function: HttpFunction) -> Result<(), lambda_http::Error> {
+/// the system clock. Generic over the handler, so each binary links only its own handler
+/// and what that handler uses.
+///
+/// A missing or bad variable fails the cold start, naming it. A store that cannot be
+/// reached does not: every request retries the start and, while it fails, answers 503
+/// (fail closed, no crash loop).
+pub async fn serve<H, F>(handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(&'static AppState, Request, i64) -> F + Sync,
+    F: std::future::Future<Output = Response<Body>> + Send,
+{
+    serve_with(handler, http::error_response).await
+}
+
+/// `serve`, with the function's own answer while the state cannot be built (the OAuth
+/// endpoints answer in the RFCs' format, not the envelope).
+pub async fn serve_with<H, F>(
+    handler: H,
+    unavailable: fn(&Error) -> Response<Body>,
+) -> Result<(), lambda_http::Error>
+where
+    H: Fn(&'static AppState, Request, i64) -> F + Sync,
+    F: std::future::Future<Output = Response<Body>> + Send,
+{
+    let clock = crate::state::ColdStart::begin();
     lambda_http::tracing::init_default_subscriber();
-    if function == HttpFunction::Whoami {
-        // Needs no configuration, AWS client or key: it only reads the request context.
-        return lambda_http::run(lambda_http::service_fn(|req: Request| async move {
-            Ok::<_, lambda_http::Error>(whoami(req))
-        }))
-        .await;
-    }
-    // A missing or bad variable fails the cold start, naming it. A store that cannot be reached
-    // does not: every request retries the start and, while it fails, answers 503 (fail closed).
     let config =
         crate::config::Config::from_env().map_err(|e| crate::state::StartupError(e.to_string()))?;
+    let config_us = clock.micros();
     let aws = crate::state::AwsClients::load().await;
-    let cell = tokio::sync::OnceCell::new();
+    let clients_us = clock.micros();
     let start = || AppState::start(config.clone(), aws.clone());
-    if let Err(e) = cell.get_or_try_init(start).await {
+    if let Err(e) = STATE.get_or_try_init(start).await {
         tracing::error!(error = %e, "cold start incomplete; answering 503 until it succeeds");
     }
-    let (cell, start) = (&cell, &start);
+    clock.log(config_us, clients_us);
+    let (start, handler) = (&start, &handler);
     lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
         let now = crate::state::now();
-        let state = match cell.get_or_try_init(start).await {
+        let state = match STATE.get_or_try_init(start).await {
             Ok(state) => state,
-            Err(e) => return Ok(http::error_response(&Error::Unavailable(e.to_string()))),
+            Err(e) => return Ok(unavailable(&Error::Unavailable(e.to_string()))),
         };
         state.refresh_keys_if_stale(now).await;
-        Ok::<_, lambda_http::Error>(function.handle(state, req, now).await)
+        Ok::<_, lambda_http::Error>(handler(state, req, now).await)
+    }))
+    .await
+}
+
+/// Run an HTTP function that needs no configuration, AWS client or key (whoami): nothing
+/// but the runtime loop.
+pub async fn serve_stateless(
+    handler: fn(Request) -> Response<Body>,
+) -> Result<(), lambda_http::Error> {
+    lambda_http::tracing::init_default_subscriber();
+    lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
+        Ok::<_, lambda_http::Error>(handler(req))
     }))
     .await
 }
@@ -279,9 +285,10 @@ pub fn authorizer_context(req: &Request) -> serde_json::Map<String, serde_json::
 /// rotated-in key is seen by verifiers before any token signed with it is likely.
 pub const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 
-/// `GET /.well-known/jwks.json` and `GET /.well-known/openid-configuration`: the only
-/// handler whose answer depends on the path.
-pub fn jwks(state: &AppState, req: Request) -> Response<Body> {
+/// `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration` and
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414; the same OAuth members as the
+/// OpenID document): the only JSON handler whose answer depends on the path.
+pub async fn jwks(state: &AppState, req: Request, _now: i64) -> Response<Body> {
     respond(jwks_inner(state, &req))
 }
 
@@ -299,16 +306,34 @@ fn jwks_inner(state: &AppState, req: &Request) -> Result<Response<Body>, Error> 
         state.tokens.ring().public_jwks()
     } else if path.ends_with("/.well-known/openid-configuration") {
         require_method(req, Method::GET, "GET")?;
-        let ring = state.tokens.ring();
-        json!({
-            "issuer": state.config.jwt_issuer,
-            "jwks_uri": state.config.jwks_uri,
-            "id_token_signing_alg_values_supported": ring.public_algorithms(),
-            "token_endpoint_auth_methods_supported": ["none"],
-            "response_types_supported": ["token"],
-            "subject_types_supported": ["public"],
-            "claims_supported": ["iss", "aud", "sub", "exp", "iat", "jti", "email", "role", "token_use"],
-        })
+        let mut doc = crate::oauth::metadata(&state.config);
+        if let Some(map) = doc.as_object_mut() {
+            map.insert(
+                "id_token_signing_alg_values_supported".into(),
+                json!(state.tokens.ring().public_algorithms()),
+            );
+            map.insert("subject_types_supported".into(), json!(["public"]));
+            map.insert(
+                "claims_supported".into(),
+                json!([
+                    "iss",
+                    "aud",
+                    "sub",
+                    "exp",
+                    "iat",
+                    "jti",
+                    "email",
+                    "role",
+                    "token_use",
+                    "client_id",
+                    "scope"
+                ]),
+            );
+        }
+        doc
+    } else if path.ends_with("/.well-known/oauth-authorization-server") {
+        require_method(req, Method::GET, "GET")?;
+        crate::oauth::metadata(&state.config)
     } else {
         return Err(Error::NotFound);
     };

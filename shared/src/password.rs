@@ -6,10 +6,17 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use std::fmt;
 
-use crate::config::HashProfile;
-
 /// Longest password we hash (bytes). Longer input is refused before any work is done.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Which argon2id parameters to use (see `HashingPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashProfile {
+    /// OWASP's minimum: 19 MiB, t=2, p=1. The default.
+    Production,
+    /// Cheap parameters for test suites only; logged loudly at start.
+    InsecureTest,
+}
 
 /// The policy new passwords must meet unless `PASSWORD_POLICY` says otherwise.
 pub const DEFAULT_POLICY: &str = "min=8,upper,lower,digit,special";

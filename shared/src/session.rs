@@ -22,9 +22,11 @@ pub struct Refreshed {
 }
 
 /// Rotate `token`: exactly one concurrent presentation wins; a later presentation of a spent
-/// token revokes its family. A spent token presented again within `refresh_reuse_grace`
-/// seconds of its rotation is refused WITHOUT revoking the family: that is two tabs of one
-/// honest client racing, not theft (the loser gets no tokens either way).
+/// token revokes its family. With `refresh_reuse_grace` > 0, a spent token presented again
+/// less than that many seconds after its rotation is refused WITHOUT revoking the family
+/// (two tabs of one honest client racing; the loser gets no tokens either way). The default
+/// is 0: every replay is reuse, because within a grace an attacker who rotated first keeps
+/// the family when the victim's client comes back.
 pub async fn refresh(
     state: &AppState,
     token: &str,
@@ -69,7 +71,7 @@ pub async fn refresh(
         Err(RotateRefused::Spent {
             spent_at,
             family_id,
-        }) if now - spent_at <= state.config.refresh_reuse_grace => {
+        }) if now - spent_at < state.config.refresh_reuse_grace => {
             tracing::info!(audit = "refresh_race_lost", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
             Err(Error::InvalidRefreshToken)
         }

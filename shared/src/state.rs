@@ -11,8 +11,10 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::config::Config;
 use crate::error::{StoreError, StoreErrorKind};
 use crate::keys::KeyRing;
-use crate::password::{HashingPolicy, PasswordRules};
-use crate::store::{ApiKeyStore, RateLimitStore, RefreshTokenStore, RevokedStore, UserStore};
+use crate::password::HashingPolicy;
+use crate::store::{
+    ApiKeyStore, ClientStore, RateLimitStore, RefreshTokenStore, RevokedStore, UserStore,
+};
 use crate::token::{Claims, TokenError, TokenService, TokenUse};
 
 /// At most one key-ring re-read per this many seconds when a token names an unknown `kid`.
@@ -61,6 +63,65 @@ fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
     }
 }
 
+/// Variables of Lambda's standard environment that the direct configuration reads or may
+/// ignore. Any other `AWS_*` variable (a profile, FIPS or dual-stack endpoints, a
+/// service-specific endpoint, retry settings, ...) means the full `aws_config` chain.
+const STANDARD_AWS_VARS: &[&str] = &[
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_EXECUTION_ENV",
+];
+
+/// The SDK configuration straight from Lambda's standard variables — region, the execution
+/// role's credentials, optionally `AWS_ENDPOINT_URL` — without the default chain's probing
+/// (profile files, IMDS, the other providers): `aws_config` would end on the same values,
+/// after more work at every cold start. `None` unless the region and both keys are set and
+/// no other `AWS_*` setting is (Lambda's own `AWS_LAMBDA_*` and `AWS_XRAY_*` aside).
+pub fn standard_env_config(
+    env: &std::collections::HashMap<String, String>,
+    timeouts: &TimeoutConfig,
+) -> Option<SdkConfig> {
+    use aws_config::Region;
+    use aws_config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+    let get = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
+    let unusual = env.iter().any(|(name, value)| {
+        name.starts_with("AWS_")
+            && !name.starts_with("AWS_LAMBDA_")
+            && !name.starts_with("AWS_XRAY_")
+            && !STANDARD_AWS_VARS.contains(&name.as_str())
+            && !value.trim().is_empty()
+    });
+    if unusual {
+        return None;
+    }
+    let region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION"))?;
+    let credentials = Credentials::new(
+        get("AWS_ACCESS_KEY_ID")?,
+        get("AWS_SECRET_ACCESS_KEY")?,
+        get("AWS_SESSION_TOKEN"),
+        None,
+        "Environment",
+    );
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .retry_config(RetryConfig::standard())
+        .timeout_config(timeouts.clone())
+        .http_client(https_client());
+    // No sleep or time source here: each client's defaults (Tokio's sleep, the system clock)
+    // fill them in, as they do for aws_config's.
+    if let Some(url) = get("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(url);
+    }
+    Some(builder.build())
+}
+
 /// The AWS clients, all from one shared configuration (so `AWS_ENDPOINT_URL` works).
 #[derive(Debug, Clone)]
 pub struct AwsClients {
@@ -69,14 +130,24 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    /// One `aws_config` load with short timeouts: a Lambda that cannot reach its store should
-    /// answer 503 quickly, not hang until the function times out.
+    /// One shared configuration with short timeouts (a Lambda that cannot reach its store
+    /// should answer 503 quickly, not hang until the function times out) and one HTTPS client
+    /// for both SDK clients. Where the environment is Lambda's standard one (see
+    /// `standard_env_config`), it is read directly; anything else goes through `aws_config`'s
+    /// full default chain.
     pub async fn load() -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(1500))
             .operation_attempt_timeout(Duration::from_secs(3))
             .operation_timeout(Duration::from_secs(6))
             .build();
+        let env: std::collections::HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with("AWS_"))
+            .collect();
+        if let Some(sdk) = standard_env_config(&env, &timeouts) {
+            return Self::from_sdk_config(&sdk);
+        }
         let sdk = aws_config::defaults(BehaviorVersion::latest())
             .timeout_config(timeouts)
             .http_client(https_client())
@@ -129,9 +200,9 @@ pub struct AppState {
     pub rate_limits: RateLimitStore,
     pub revoked: RevokedStore,
     pub api_keys: ApiKeyStore,
+    pub clients: ClientStore,
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
-    pub password_rules: PasswordRules,
     /// Positive API-key results of this container (see `apikeys::KeyCache`).
     pub key_cache: Arc<crate::apikeys::KeyCache>,
     /// When the key ring was last read, and when a `kid` miss last caused a read (shared by
@@ -179,7 +250,6 @@ impl AppState {
                 "PASSWORD_HASH_PROFILE=insecure-test: cheap argon2 parameters, never use in production"
             );
         }
-        let password_rules = PasswordRules::parse(&config.password_policy).unwrap_or_default();
         Self {
             users: UserStore::new(aws.dynamodb.clone(), &config.tables.users),
             refresh_tokens: RefreshTokenStore::new(
@@ -189,9 +259,9 @@ impl AppState {
             rate_limits: RateLimitStore::new(aws.dynamodb.clone(), &config.tables.rate_limits),
             revoked: RevokedStore::new(aws.dynamodb.clone(), &config.tables.revoked_tokens),
             api_keys: ApiKeyStore::new(aws.dynamodb.clone(), &config.tables.api_keys),
+            clients: ClientStore::new(aws.dynamodb.clone(), &config.tables.oauth_clients),
             tokens,
             hashing,
-            password_rules,
             key_cache: Arc::default(),
             config,
             aws,
@@ -250,6 +320,41 @@ impl AppState {
     }
 }
 
+impl crate::apikeys::KeyContext for AppState {
+    fn api_keys(&self) -> &ApiKeyStore {
+        &self.api_keys
+    }
+
+    fn last_used_interval(&self) -> i64 {
+        self.config.api_key_last_used_interval
+    }
+}
+
+/// Where a cold start's time goes, from `main` to ready for the first event: logged once per
+/// container as `cold start config_us=… clients_us=… ready_us=…` (microseconds since `main`:
+/// configuration read, AWS clients built, network reads done). Operators see it in the
+/// function's log; `make bench` reads it for the cold-path profile.
+pub struct ColdStart(std::time::Instant);
+
+impl ColdStart {
+    pub fn begin() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    pub fn micros(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    pub fn log(&self, config_us: u64, clients_us: u64) {
+        tracing::info!(
+            config_us,
+            clients_us,
+            ready_us = self.micros(),
+            "cold start"
+        );
+    }
+}
+
 /// Seconds since the Unix epoch, from the system clock. Only entrypoints call this; the
 /// domain takes `now` as an argument.
 pub fn now() -> i64 {
@@ -257,4 +362,66 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const LAMBDA: &[(&str, &str)] = &[
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_SESSION_TOKEN", "token"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "login"),
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+    ];
+
+    #[test]
+    fn lambdas_standard_environment_is_read_directly() {
+        let timeouts = TimeoutConfig::builder().build();
+        let sdk = standard_env_config(&env(LAMBDA), &timeouts).unwrap();
+        assert_eq!(sdk.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert!(sdk.credentials_provider().is_some());
+        assert_eq!(sdk.endpoint_url(), None);
+        let mut local = env(LAMBDA);
+        local.insert("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:4566".into());
+        let sdk = standard_env_config(&local, &timeouts).unwrap();
+        assert_eq!(sdk.endpoint_url(), Some("http://127.0.0.1:4566"));
+    }
+
+    #[test]
+    fn anything_unusual_takes_the_full_chain() {
+        let timeouts = TimeoutConfig::builder().build();
+        for extra in [
+            "AWS_PROFILE",
+            "AWS_USE_FIPS_ENDPOINT",
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_MAX_ATTEMPTS",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ] {
+            let mut vars = env(LAMBDA);
+            vars.insert(extra.into(), "x".into());
+            assert!(standard_env_config(&vars, &timeouts).is_none(), "{extra}");
+        }
+        for missing in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            let mut vars = env(LAMBDA);
+            vars.remove(missing);
+            assert!(standard_env_config(&vars, &timeouts).is_none(), "{missing}");
+        }
+        let mut no_region = env(LAMBDA);
+        no_region.remove("AWS_REGION");
+        no_region.remove("AWS_DEFAULT_REGION");
+        assert!(standard_env_config(&no_region, &timeouts).is_none());
+    }
 }

@@ -16,6 +16,21 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 pub enum TokenUse {
     Access,
     Refresh,
+    /// An OAuth 2.0 access token (RFC 9068 profile: header `typ: at+jwt`, `client_id`,
+    /// `scope`), issued by the token endpoint.
+    #[serde(rename = "oauth")]
+    OAuth,
+}
+
+/// The JOSE `typ` of OAuth access tokens (RFC 9068 §2.1). No other Portcullis token has it.
+pub const AT_JWT: &str = "at+jwt";
+
+/// Whether a token's header says `typ: at+jwt` (RFC 9068), without verifying anything: the
+/// authorizer uses it to pick which kind of token to verify the token as.
+pub fn is_oauth_token(token: &str) -> bool {
+    token.len() <= MAX_TOKEN_BYTES
+        && jsonwebtoken::decode_header(token)
+            .is_ok_and(|h| h.typ.is_some_and(|t| t.eq_ignore_ascii_case(AT_JWT)))
 }
 
 /// The claims of every Portcullis token. Unknown claims are ignored; duplicate claims make
@@ -38,6 +53,12 @@ pub struct Claims {
     /// The login family a refresh token belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// OAuth access tokens: the client the token was issued to (RFC 9068 §2.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// OAuth access tokens: the granted scopes, space-separated (RFC 9068 §2.2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// Why a token was refused. Callers map it to the error code of their endpoint.
@@ -103,7 +124,7 @@ impl TokenService {
     /// authorizer, a downstream service — can mistake one for an access token.
     pub fn audience_for(&self, token_use: TokenUse) -> String {
         match token_use {
-            TokenUse::Access => self.audience.clone(),
+            TokenUse::Access | TokenUse::OAuth => self.audience.clone(),
             TokenUse::Refresh => format!("{}#refresh", self.audience),
         }
     }
@@ -130,6 +151,9 @@ impl TokenService {
         let key = ring.signer();
         let mut header = Header::new(key.alg);
         header.kid = Some(key.kid.clone());
+        if claims.token_use == TokenUse::OAuth {
+            header.typ = Some(AT_JWT.to_owned());
+        }
         let token = jsonwebtoken::encode(&header, &claims, key.encoding())
             .map_err(|e| crate::Error::internal(format!("signing failed: {e}")))?;
         Ok(Issued { token, claims })
@@ -154,6 +178,35 @@ impl TokenService {
             email: Some(email.to_owned()),
             role: Some(role.to_owned()),
             fam: None,
+            client_id: None,
+            scope: None,
+        })
+    }
+
+    /// An OAuth access token (RFC 9068) for `subject` (the client itself in the client
+    /// credentials grant), issued to `client_id` with `scope`, valid for `ttl` seconds.
+    pub fn issue_oauth(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &str,
+        ttl: i64,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
+        self.sign(Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.to_owned(),
+            exp: now + ttl,
+            iat: now,
+            nbf: None,
+            jti: ids::new_id("oat"),
+            token_use: TokenUse::OAuth,
+            email: None,
+            role: None,
+            fam: None,
+            client_id: Some(client_id.to_owned()),
+            scope: Some(scope.to_owned()),
         })
     }
 
@@ -176,6 +229,8 @@ impl TokenService {
             email: Some(email.to_owned()),
             role: None,
             fam: Some(family.to_owned()),
+            client_id: None,
+            scope: None,
         })
     }
 
@@ -192,6 +247,15 @@ impl TokenService {
             || header.jku.is_some()
             || header.x5u.is_some()
         {
+            return Err(TokenError::Invalid);
+        }
+        // `typ: at+jwt` is exactly the OAuth access tokens (RFC 9068 §4: verifiers MUST check
+        // it), so neither kind can be presented as the other even before the claims are read.
+        let at_jwt = header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(AT_JWT));
+        if at_jwt != (expected == TokenUse::OAuth) {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.as_deref().ok_or(TokenError::Invalid)?;
@@ -216,6 +280,9 @@ impl TokenService {
             return Err(TokenError::Invalid);
         }
         if claims.sub.is_empty() || claims.jti.is_empty() {
+            return Err(TokenError::Invalid);
+        }
+        if expected == TokenUse::OAuth && (claims.client_id.is_none() || claims.scope.is_none()) {
             return Err(TokenError::Invalid);
         }
         if claims.iat > now + self.leeway || claims.nbf.is_some_and(|nbf| nbf > now + self.leeway) {
@@ -311,6 +378,65 @@ mod tests {
         assert!(!printed.contains(&issued.token));
         assert!(!printed.contains(issued.token.split('.').nth(2).unwrap()));
         assert!(printed.contains("usr_1"));
+    }
+
+    #[test]
+    fn oauth_tokens_are_at_jwt_and_never_stand_in_for_user_tokens() {
+        let svc = service();
+        let issued = svc
+            .issue_oauth("cl_1", "cl_1", "orders:read", 600, NOW)
+            .unwrap();
+        let jose = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(jose.typ.as_deref(), Some(AT_JWT));
+        assert!(is_oauth_token(&issued.token));
+        let claims = svc.verify(&issued.token, TokenUse::OAuth, NOW + 1).unwrap();
+        assert_eq!(claims, issued.claims);
+        assert_eq!(claims.client_id.as_deref(), Some("cl_1"));
+        assert_eq!(claims.scope.as_deref(), Some("orders:read"));
+        assert_eq!((claims.aud.as_str(), claims.exp), ("api", NOW + 600));
+        assert!(claims.jti.starts_with("oat_"));
+        assert_eq!(
+            svc.verify(&issued.token, TokenUse::Access, NOW + 1),
+            Err(TokenError::Invalid)
+        );
+        let access = svc
+            .issue_access("usr_1", "a@example.com", "user", NOW)
+            .unwrap()
+            .token;
+        assert!(!is_oauth_token(&access));
+        assert_eq!(
+            svc.verify(&access, TokenUse::OAuth, NOW + 1),
+            Err(TokenError::Invalid)
+        );
+        // a user token re-signed with typ at+jwt is still not an OAuth token (no client_id),
+        // and an OAuth token's claims under a plain typ are not one either
+        let user_claims = serde_json::to_value(
+            svc.issue_access("usr_1", "a@example.com", "user", NOW)
+                .unwrap()
+                .claims,
+        )
+        .unwrap();
+        let mut at_header = header(&svc);
+        at_header["typ"] = "at+jwt".into();
+        let forged = forge(&svc, at_header, user_claims);
+        assert_eq!(
+            svc.verify(&forged, TokenUse::OAuth, NOW + 1),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            svc.verify(&forged, TokenUse::Access, NOW + 1),
+            Err(TokenError::Invalid)
+        );
+        let oauth_claims = serde_json::to_value(&issued.claims).unwrap();
+        let plain = forge(&svc, header(&svc), oauth_claims);
+        assert_eq!(
+            svc.verify(&plain, TokenUse::OAuth, NOW + 1),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            svc.verify(&issued.token, TokenUse::OAuth, NOW + 600 + 5),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]

@@ -170,6 +170,10 @@ impl Lab {
         match token_use {
             TokenUse::Access => c["role"] = json!(self.user.role),
             TokenUse::Refresh => c["fam"] = json!(FAMILY),
+            TokenUse::OAuth => {
+                c["client_id"] = json!(self.user.id);
+                c["scope"] = json!("");
+            }
         }
         c
     }
@@ -744,7 +748,7 @@ async fn attack_tokens_are_refused_by_the_authorizer_and_refresh() {
         let victim = portcullis::admin::create_user(
             &lab.state.users,
             &lab.state.hashing,
-            &lab.state.password_rules,
+            &lab.state.config.password_rules,
             &email,
             "user",
             PASSWORD,

@@ -82,6 +82,27 @@ async fn every_http_function_answers_503_when_the_stores_are_unreachable_at_cold
 }
 
 #[tokio::test]
+async fn the_oauth_function_answers_an_rfc_503_when_the_stores_are_unreachable_at_cold_start() {
+    let resp = https_client()
+        .post(fault_url("/lambda-url/oauth/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .basic_auth("cl_0123456789abcdefghijkl", Some("cs_x"))
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "temporarily_unavailable",
+               "error_description": "the service is temporarily unavailable"})
+    );
+}
+
+#[tokio::test]
 async fn the_authorizer_denies_with_an_uncached_error_when_the_stores_are_unreachable() {
     let event = include_str!("../../events/authorizer-token.json");
     let resp = https_client()

@@ -222,7 +222,7 @@ async fn weaker_stored_hash_is_upgraded_at_login() {
     portcullis::admin::create_user(
         &w.state.users,
         &weak,
-        &w.state.password_rules,
+        &w.state.config.password_rules,
         &email,
         "user",
         PASSWORD,

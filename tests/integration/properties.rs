@@ -717,7 +717,7 @@ fn call_handler(handler: &str, state: usize, req: Request) -> lambda_http::Respo
             "logout" => portcullis::handlers::logout(state, req, NOW).await,
             "validate-key" => portcullis::handlers::validate_key(state, req, NOW).await,
             "whoami" => portcullis::handlers::whoami(req),
-            _ => portcullis::handlers::jwks(state, req),
+            _ => portcullis::handlers::jwks(state, req, NOW).await,
         }
     })
 }
@@ -832,6 +832,115 @@ fn json_object_takes_any_bytes() {
         }
         Ok(())
     });
+}
+
+/// The OAuth endpoints (issue 12): any method, path ending, content type, Authorization
+/// header and form body gets an RFC error object with one of the endpoints' statuses — never
+/// a token (the store is unreachable, so nothing authenticates), never a panic.
+#[test]
+fn oauth_endpoints_answer_rfc_errors_for_arbitrary_requests() {
+    let form_field = prop_oneof![
+        prop::sample::select(vec![
+            "grant_type",
+            "client_id",
+            "client_secret",
+            "scope",
+            "token",
+            "token_type_hint",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z_]{1,12}",
+    ];
+    let form_value = prop_oneof![
+        prop::sample::select(vec!["client_credentials", "password", "cl_x", "cs_y", ""])
+            .prop_map(str::to_owned),
+        text(),
+    ];
+    let body = prop_oneof![
+        vec((form_field, form_value), 0..6)
+            .prop_map(|pairs| { form_urlencoded_pairs(&pairs).into_bytes() }),
+        vec(any::<u8>(), 0..200),
+        (any::<u8>(), 16 * 1024 - 2..16 * 1024 + 3usize).prop_map(|(b, n)| vec![b; n]),
+    ];
+    let authorization = proptest::option::of(prop_oneof![
+        text().prop_map(|t| format!("Basic {t}")),
+        (text(), text()).prop_map(|(a, b)| format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{a}:{b}"))
+        )),
+        text(),
+    ]);
+    let strategy = (
+        prop::sample::select(vec!["POST", "GET", "PUT", "DELETE"]),
+        prop::sample::select(vec![
+            "/oauth/token",
+            "/oauth/revoke",
+            "/oauth/introspect",
+            "/",
+            "/x/oauth/token/",
+        ]),
+        proptest::option::of(prop_oneof![
+            Just("application/x-www-form-urlencoded".to_owned()),
+            Just("application/json".to_owned()),
+            "[ -~]{0,30}",
+        ]),
+        authorization,
+        body,
+    );
+    run(CASES, strategy, |(method, path, ct, auth, body)| {
+        let mut builder = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path);
+        if let Some(ct) = &ct {
+            builder = builder.header("content-type", ct.as_str());
+        }
+        if let Some(auth) = auth
+            .as_deref()
+            .filter(|a| lambda_http::http::HeaderValue::from_str(a).is_ok())
+        {
+            builder = builder.header("authorization", auth);
+        }
+        let req = builder.body(Body::Binary(body)).unwrap();
+        let fx = fixture();
+        let resp = fx
+            .rt
+            .block_on(portcullis::oauth::handle(&fx.states[0], req, NOW));
+        let status = resp.status().as_u16();
+        prop_assert!(
+            matches!(status, 400 | 401 | 404 | 405 | 413 | 503),
+            "status {status}"
+        );
+        let doc: Value = serde_json::from_slice(resp.body().as_ref())
+            .map_err(|e| TestCaseError::fail(format!("not JSON ({e})")))?;
+        prop_assert!(
+            doc["error"].is_string() && doc["error_description"].is_string(),
+            "{doc}"
+        );
+        prop_assert_eq!(doc.as_object().map(|o| o.len()), Some(2));
+        prop_assert!(doc.get("access_token").is_none());
+        Ok(())
+    });
+}
+
+fn form_urlencoded_pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc = |t: &str| {
+                t.bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", enc(k), enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ async fn logged_in(w: &World, email: &str) -> LoginOutput {
 
 #[tokio::test]
 async fn rotation_spends_the_old_token_in_two_requests() {
-    let w = World::new(&[]).await;
+    let w = World::new(&[("REFRESH_REUSE_GRACE_SECONDS", "10")]).await;
     let email = unique_email("rot");
     w.user(&email, PASSWORD, "user").await;
     let first = logged_in(&w, &email).await;
@@ -63,6 +63,65 @@ async fn rotation_spends_the_old_token_in_two_requests() {
     assert_eq!(
         w.refresh_status(&second.tokens.refresh_token).await,
         RefreshStatus::Active
+    );
+}
+
+/// Issue 16: a grace of 0 (the default) means every replay of a spent token is reuse, even
+/// in the very second of the rotation (it used to be `now - spent_at <= grace`, so a
+/// same-second replay kept the family).
+#[tokio::test]
+async fn with_no_grace_a_same_second_replay_revokes_the_family() {
+    let w = World::new(&[]).await;
+    assert_eq!(w.state.config.refresh_reuse_grace, 0, "the default");
+    let email = unique_email("nograce");
+    w.user(&email, PASSWORD, "user").await;
+    let first = logged_in(&w, &email).await;
+    let second = refresh(&w.state, &first.tokens.refresh_token, "ip", NOW + 60)
+        .await
+        .unwrap();
+    let err = refresh(&w.state, &first.tokens.refresh_token, "ip", NOW + 60)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidRefreshToken));
+    assert_eq!(
+        w.refresh_status(&second.tokens.refresh_token).await,
+        RefreshStatus::Revoked
+    );
+    assert!(matches!(
+        refresh(&w.state, &second.tokens.refresh_token, "ip", NOW + 61).await,
+        Err(Error::InvalidRefreshToken)
+    ));
+}
+
+/// With a grace, a replay strictly inside it keeps the family; at its end it is reuse.
+#[tokio::test]
+async fn a_grace_covers_strictly_less_than_its_seconds() {
+    let w = World::new(&[("REFRESH_REUSE_GRACE_SECONDS", "3")]).await;
+    let email = unique_email("grace3");
+    w.user(&email, PASSWORD, "user").await;
+    let first = logged_in(&w, &email).await;
+    let second = refresh(&w.state, &first.tokens.refresh_token, "ip", NOW + 60)
+        .await
+        .unwrap();
+    for t in [NOW + 60, NOW + 62] {
+        assert!(
+            refresh(&w.state, &first.tokens.refresh_token, "ip", t)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            w.refresh_status(&second.tokens.refresh_token).await,
+            RefreshStatus::Active
+        );
+    }
+    assert!(
+        refresh(&w.state, &first.tokens.refresh_token, "ip", NOW + 63)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        w.refresh_status(&second.tokens.refresh_token).await,
+        RefreshStatus::Revoked
     );
 }
 
@@ -112,7 +171,7 @@ async fn reuse_after_the_grace_revokes_the_whole_family_including_the_newest() {
 
 #[tokio::test]
 async fn fifty_concurrent_refreshes_have_exactly_one_winner_and_keep_the_family() {
-    let w = World::new(&[]).await;
+    let w = World::new(&[("REFRESH_REUSE_GRACE_SECONDS", "10")]).await;
     let email = unique_email("race");
     w.user(&email, PASSWORD, "user").await;
     let first = logged_in(&w, &email).await;

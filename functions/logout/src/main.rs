@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    portcullis::handlers::serve(portcullis::handlers::HttpFunction::Logout).await
+    portcullis::handlers::serve(portcullis::handlers::logout).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    portcullis::handlers::serve(portcullis::handlers::HttpFunction::Refresh).await
+    portcullis::handlers::serve(portcullis::handlers::refresh).await
 }

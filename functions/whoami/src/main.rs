@@ -3,5 +3,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    portcullis::handlers::serve(portcullis::handlers::HttpFunction::Whoami).await
+    portcullis::handlers::serve_stateless(portcullis::handlers::whoami).await
 }

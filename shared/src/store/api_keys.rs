@@ -90,30 +90,12 @@ impl std::fmt::Debug for NewApiKey {
     }
 }
 
-/// 22 random characters of `[A-Za-z0-9]` (130 bits): an id that never starts with `-` (so
-/// command lines never mistake it for an option) and needs no escaping anywhere.
-fn alphanumeric_id() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut id = String::with_capacity(ID_LEN);
-    while id.len() < ID_LEN {
-        let mut bytes = [0u8; 32];
-        rand::fill(&mut bytes);
-        // 248 = 4 * 62: rejecting the rest keeps every character equally likely.
-        for b in bytes.into_iter().filter(|b| *b < 248) {
-            if id.len() < ID_LEN {
-                id.push(char::from(ALPHABET[usize::from(b % 62)]));
-            }
-        }
-    }
-    id
-}
-
 /// Make a new key (not stored yet).
 pub fn generate(name: &str, scopes: Vec<String>, now: i64, expires_at: Option<i64>) -> NewApiKey {
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut secret = [0u8; 32];
     rand::fill(&mut secret);
-    let id = alphanumeric_id();
+    let id = crate::ids::alphanumeric(ID_LEN);
     let key = format!("{KEY_PREFIX}{id}_{}", b64.encode(secret));
     NewApiKey {
         record: ApiKeyRecord {

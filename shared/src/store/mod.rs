@@ -3,6 +3,7 @@
 //! lazily, every read checks expiry itself.
 
 pub mod api_keys;
+pub mod clients;
 pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod revoked;
@@ -14,6 +15,7 @@ use std::collections::HashMap;
 use crate::error::StoreError;
 
 pub use api_keys::{ApiKeyRecord, ApiKeyStore};
+pub use clients::{ClientRecord, ClientStore};
 pub use rate_limits::RateLimitStore;
 pub use refresh_tokens::{RefreshRecord, RefreshStatus, RefreshTokenStore, RotateRefused};
 pub use revoked::{RevocationSet, RevokedStore};

@@ -2,9 +2,10 @@
 //! Table: hash key `pk` (S); TTL `expiresAt`.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 
-use super::{get_n, n, s};
+use super::{built, get_n, n, s};
 use crate::config::RateLimit;
 use crate::error::StoreError;
 
@@ -56,5 +57,57 @@ impl RateLimitStore {
             allowed: count <= limit.max,
             retry_after: (window_end - now).max(1),
         })
+    }
+
+    /// Count one request against several limits at once (e.g. per client and per IP): ONE
+    /// TransactWriteItems request. Each counter only counts while under its limit; if any is
+    /// full, nothing is counted and the answer is the longest wait (seconds until that
+    /// window ends) — `Ok(Some(retry_after))`; `Ok(None)` means allowed.
+    pub async fn hit_all(
+        &self,
+        limits: &[(&str, RateLimit)],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        const OP: &str = "rate_limits.hit_all";
+        let window_end =
+            |limit: RateLimit| now - now.rem_euclid(limit.window_seconds) + limit.window_seconds;
+        let mut request = self.client.transact_write_items();
+        for (subject, limit) in limits {
+            let window_start = window_end(*limit) - limit.window_seconds;
+            let update = built(
+                OP,
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("{subject}#{window_start}")))
+                    .update_expression(
+                        "ADD hits :one SET expiresAt = if_not_exists(expiresAt, :end)",
+                    )
+                    .condition_expression("attribute_not_exists(hits) OR hits < :max")
+                    .expression_attribute_values(":one", n(1))
+                    .expression_attribute_values(":end", n(window_end(*limit)))
+                    .expression_attribute_values(":max", n(limit.max))
+                    .build(),
+            )?;
+            request = request.transact_items(TransactWriteItem::builder().update(update).build());
+        }
+        let err = match request.send().await {
+            Ok(_) => return Ok(None),
+            Err(err) => err,
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+            err.as_service_error()
+        {
+            let full: Vec<i64> = cancel
+                .cancellation_reasons()
+                .iter()
+                .zip(limits)
+                .filter(|(reason, _)| reason.code() == Some("ConditionalCheckFailed"))
+                .map(|(_, (_, limit))| (window_end(*limit) - now).max(1))
+                .collect();
+            if let Some(wait) = full.into_iter().max() {
+                return Ok(Some(wait));
+            }
+        }
+        Err(StoreError::from_sdk(OP, err))
     }
 }

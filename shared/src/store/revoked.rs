@@ -95,8 +95,26 @@ impl RevokedStore {
             .await
     }
 
+    /// Whether one token (by `jti` and its `exp`, which together make the entry's key) has
+    /// been revoked: one strongly consistent GetItem, for callers that check a single token
+    /// (introspection) rather than hold the whole list (the authorizer).
+    pub async fn is_jti_revoked(&self, jti: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(PARTITION))
+            .key("sk", s(sort_key(expires_at, "jti", jti)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk("revoked.is_jti_revoked", e))?;
+        Ok(out.item().is_some())
+    }
+
     /// Revoke every access token of `user_id` issued before `now`; the entry lasts as
-    /// long as the longest access token (`access_ttl`).
+    /// long as the longest access token (`access_ttl`). Any token subject works: an OAuth
+    /// client's id revokes the tokens it got by the client credentials grant.
     pub async fn revoke_user(
         &self,
         user_id: &str,
