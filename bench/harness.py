@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Portcullis benchmark harness: Portcullis's `authorizer` Lambda vs the peer authorizers users
-would otherwise write (Node 20 + aws-jwt-verify, Python 3.11 + PyJWT), each run as a real process
-under a local Lambda Runtime API served here.
+would otherwise write (Node 20 + aws-jwt-verify, Python 3.11 + PyJWT) and vs the floor (a bare
+Rust `lambda_runtime` loop, `bench/floor`), each run as a real process under a local Lambda
+Runtime API served here; then every function's release binary against the floor.
 
 Per cold start (one spawned process): init (spawn -> first GET next), cold invocation
 (spawn -> first response; the first event is queued at spawn), N warm invocations (enqueue ->
 response; p50/p99), peak RSS (VmHWM just before the kill). Every answer is checked: the exact
-Allow policy for the bench token, the Unauthorized error for bad tokens. Runs alternate
-implementations (A,B,C,A,B,C,...); medians over runs are reported. Timings are printed, never
-asserted; a correctness failure makes the exit status 1.
+Allow policy for the bench token, the Unauthorized error for bad tokens, the floor's echo, each
+function's exact HTTP status. Runs alternate implementations (A,B,C,A,B,C,...); medians over
+runs are reported. With --functions, every function (and the floor, interleaved with them, as
+many cold starts) also gets: its binary's size and zipped size (deflate, as `make build` zips a
+bootstrap), init and first response as multiples of the floor's cold invocation, and the
+cold-path profile from its `cold start config_us=.. clients_us=.. ready_us=..` log line. The
+targets of issue #16 (zipped <= 3 MB each, whoami <= 1 MB, authorizer cold <= 2x the floor) are
+marked met / not met. Timings are printed, never asserted; a correctness failure makes the exit
+status 1.
 
 Needs: this interpreter with boto3 + cryptography + moto_server beside it (the repo's .venv),
 bench/setup.sh done (peers' deps). Only 127.0.0.1 is used.
@@ -26,6 +33,7 @@ import json
 import os
 import platform
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -39,6 +47,7 @@ import threading
 import time
 import urllib.request
 import uuid
+import zipfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -60,6 +69,7 @@ TABLES = {
     "bench-api-keys": [("keyId", "HASH")],
     "bench-rate-limits": [("pk", "HASH")],
     "bench-revoked-tokens": [("pk", "HASH"), ("sk", "RANGE")],
+    "bench-oauth-clients": [("clientId", "HASH")],  # left empty: the oauth event's client is unknown
 }
 UNAUTHORIZED = {"errorMessage": "Unauthorized", "errorType": "Unauthorized"}
 COLD_TIMEOUT_S = 30.0
@@ -400,7 +410,7 @@ def implementations(args) -> list[Impl]:
     if args.floor:
         p = Path(args.floor).resolve()
         if p.is_file() and os.access(p, os.X_OK):
-            impls.append(Impl("floor", [str(p)], check=False))
+            impls.append(Impl("floor", [str(p)], check=True))  # checked: it echoes
         else:
             print(f"bench: --floor {args.floor} does not exist; skipping floor", file=sys.stderr)
     return impls
@@ -427,6 +437,7 @@ def base_env(runtime_port: int, moto_url: str, jwks_file: Path) -> dict:
         "API_KEYS_TABLE": "bench-api-keys",
         "RATE_LIMITS_TABLE": "bench-rate-limits",
         "REVOKED_TOKENS_TABLE": "bench-revoked-tokens",
+        "OAUTH_CLIENTS_TABLE": "bench-oauth-clients",
         "AUTHORIZER_RESPONSE": "iam",
         "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -488,7 +499,20 @@ def wait_all(invs: list[Invocation], proc: subprocess.Popen, api: RuntimeApi,
             raise RunFailure(f"warm invocation {done}: no answer within {stall_timeout} s")
 
 
+def check_echo(inv: Invocation, what: str, failures: list[str]) -> None:
+    """The floor answers every event with the event itself (or `{}`)."""
+    try:
+        got = json.loads(inv.result) if inv.kind == "response" else None
+    except ValueError:
+        got = None
+    if got != {} and got != json.loads(inv.body):
+        failures.append(f"{what}: the floor must echo the event (or answer {{}}), got "
+                        f"{inv.kind}: {inv.result[:300]!r}")
+
+
 def check_allow(impl: Impl, inv: Invocation, what: str, failures: list[str]) -> None:
+    if impl.name == "floor":
+        return check_echo(inv, what, failures)
     if not impl.check:
         return
     if inv.kind != "response":
@@ -506,6 +530,8 @@ def check_allow(impl: Impl, inv: Invocation, what: str, failures: list[str]) -> 
 
 def check_unauthorized(impl: Impl, inv: Invocation, what: str, failures: list[str],
                        warnings: list[str]) -> None:
+    if impl.name == "floor":
+        return check_echo(inv, what, failures)
     if not impl.check:
         return
     if inv.kind != "error":
@@ -611,30 +637,42 @@ def one_run(impl: Impl, run_idx: int, warm: int, negatives: bool, good: str,
 
 
 # ---------------------------------------------------------------------------------------------
-# Every function's cold start (--functions DIR)
+# Every function's cold start (--functions DIR), against the floor (--floor)
 # ---------------------------------------------------------------------------------------------
-# name -> (event file under events/, expected HTTP status; None = a plain Lambda event)
+# name -> (event file under events/, expected HTTP status, expected OAuth `error` code);
+# None = a plain Lambda event
 FUNCTION_EVENTS = {
-    "authorizer": (None, None),      # the reference: the bench TOKEN event, the Allow policy
-    "login": ("login.json", 401),    # unknown email: rate limit + user read + dummy argon2id
-    "refresh": ("refresh.json", 401),
-    "logout": ("logout.json", 401),
-    "validate-key": ("validate-key.json", 401),
-    "whoami": ("whoami.json", 200),
-    "jwks": ("jwks.json", 200),
-    "rotate-keys": (None, None),     # a createSecret step on the bench secret
+    "authorizer": (None, None, None),        # the bench TOKEN event, the exact Allow policy
+    "login": ("login.json", 401, None),      # unknown email: rate limit + user read + dummy argon2id
+    "refresh": ("refresh.json", 401, None),
+    "logout": ("logout.json", 401, None),
+    "validate-key": ("validate-key.json", 401, None),
+    "whoami": ("whoami.json", 200, None),
+    "jwks": ("jwks.json", 200, None),
+    "rotate-keys": (None, None, None),       # a createSecret step on the bench secret
+    "oauth": ("oauth.json", 401, "invalid_client"),  # a made-up Basic client, empty clients table
 }
+# The functions that log `cold start config_us=.. clients_us=.. ready_us=..` once per container
+# (whoami and rotate-keys read nothing before the first event and do not log it).
+PROFILED = {"authorizer", "login", "refresh", "logout", "validate-key", "jwks", "oauth"}
+# Issue #16's targets: zipped x86_64 bootstrap (MB = 10^6 bytes); authorizer cold invocation
+# as a multiple of the floor's, in the same run.
+ZIP_TARGET = 3_000_000
+ZIP_TARGET_OF = {"whoami": 1_000_000}
+COLD_TARGET_VS_FLOOR = 2.0
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+COLD_FIELD = re.compile(r"\b(config_us|clients_us|ready_us)\"?[=:]\s*(\d+)")
 
 
 def function_event(name: str, run_idx: int, good: str) -> bytes:
-    if name == "authorizer":
+    if name in ("authorizer", "floor"):
         return event_for("Bearer " + good)
     if name == "rotate-keys":
         return json.dumps({"SecretId": SECRET_ID, "ClientRequestToken": str(uuid.uuid4()),
                            "Step": "createSecret"}).encode()
     event = json.loads((ROOT / "events" / FUNCTION_EVENTS[name][0]).read_text())
-    # a fresh client address (and email) per run: the login rate limit must not turn the
-    # expected 401 into a 429
+    # a fresh client address (and email) per run: the login and oauth rate limits must not turn
+    # the expected 401 into a 429
     event["requestContext"]["http"]["sourceIp"] = f"198.51.100.{run_idx + 1}"
     if name == "login":
         event["body"] = json.dumps({"email": f"nobody-{run_idx}@bench.example",
@@ -643,9 +681,11 @@ def function_event(name: str, run_idx: int, good: str) -> bytes:
 
 
 def check_function(name: str, inv: Invocation, failures: list[str]) -> None:
-    status = FUNCTION_EVENTS[name][1]
+    if name == "floor":
+        return check_echo(inv, "cold invocation", failures)
     if name == "authorizer":
         return check_allow(Impl(name, [], check=True), inv, "cold invocation", failures)
+    _, status, error_code = FUNCTION_EVENTS[name]
     if inv.kind != "response":
         failures.append(f"cold invocation: expected a response, got {inv.kind}: "
                         f"{inv.result[:300]!r}")
@@ -653,22 +693,50 @@ def check_function(name: str, inv: Invocation, failures: list[str]) -> None:
     if status is None:
         return
     try:
-        got = json.loads(inv.result).get("statusCode")
+        resp = json.loads(inv.result)
+        got = resp.get("statusCode")
     except (ValueError, AttributeError):
-        got = None
+        resp, got = None, None
     if got != status:
         failures.append(f"cold invocation: expected HTTP {status}, got {got}: "
                         f"{inv.result[:300]!r}")
+        return
+    if error_code is not None:
+        try:
+            body = resp.get("body") or ""
+            if resp.get("isBase64Encoded"):
+                body = base64.b64decode(body).decode()
+            code = json.loads(body).get("error")
+        except (ValueError, AttributeError, TypeError):
+            code = None
+        if code != error_code:
+            failures.append(f"cold invocation: expected OAuth error {error_code!r}, got "
+                            f"{code!r}: {inv.result[:300]!r}")
+
+
+def cold_start_line(log_path: Path) -> dict | None:
+    """The function's `cold start config_us=.. clients_us=.. ready_us=..` (text or JSON log)."""
+    try:
+        text = ANSI.sub("", log_path.read_text(errors="replace"))
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if "cold start" in line:
+            fields = {k: int(v) for k, v in COLD_FIELD.findall(line)}
+            if len(fields) == 3:
+                return fields
+    return None
 
 
 def function_run(name: str, binary: Path, run_idx: int, good: str, moto: Moto,
                  jwks_file: Path, logdir: Path) -> dict:
-    """One cold start of one function: init, first response, peak RSS, the answer checked."""
+    """One cold start of one function: init, first response, peak RSS, the answer checked,
+    the cold-start line from its log."""
     api = RuntimeApi()
     env = base_env(api.port, moto.url, jwks_file)
     env["AWS_LAMBDA_FUNCTION_NAME"] = f"portcullis-bench-{name}"
     log_path = logdir / f"fn-{name}-run{run_idx}.log"
-    rec: dict = {"function": name, "run": run_idx, "failures": []}
+    rec: dict = {"function": name, "run": run_idx, "failures": [], "warnings": []}
     proc = None
     with open(log_path, "wb") as log:
         try:
@@ -681,18 +749,39 @@ def function_run(name: str, binary: Path, run_idx: int, good: str, moto: Moto,
             rec["cold_ns"] = cold.done_ns - t0
             check_function(name, cold, rec["failures"])
             rec["peak_rss_kb"] = kb(read_status(proc.pid).get("VmHWM"))
+            if api.unexpected:
+                rec["failures"].append(f"unexpected Runtime API calls: {api.unexpected[:5]}")
         except RunFailure as e:
             rec["failures"].append(f"run aborted: {e}")
         finally:
             end_run(proc, api)
+    rec["cold_start_us"] = cold_start_line(log_path)
+    if name in PROFILED and rec["cold_start_us"] is None and "cold_ns" in rec:
+        rec["warnings"].append("no `cold start config_us=.. clients_us=.. ready_us=..` line "
+                               f"in {log_path.name}")
     if rec["failures"]:
         rec["log_tail"] = log_path.read_text(errors="replace")[-1500:]
     return rec
 
 
-def summarise_functions(runs: list[dict]) -> dict:
+def zipped_size(path: Path) -> int:
+    """The bootstrap zipped as `make build` does (`python -m zipfile -c`: deflate, level 6)."""
+    with tempfile.TemporaryDirectory(prefix="portcullis-zip-") as tmp:
+        z = Path(tmp) / "bootstrap.zip"
+        with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.write(path, "bootstrap")
+        return z.stat().st_size
+
+
+def binary_sizes(binaries: dict[str, Path]) -> dict:
+    return {name: {"bytes": p.stat().st_size, "zipped": zipped_size(p),
+                   "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+            for name, p in binaries.items()}
+
+
+def summarise_functions(runs: list[dict], sizes: dict) -> dict:
     out: dict = {}
-    for name in FUNCTION_EVENTS:
+    for name in ("floor", *FUNCTION_EVENTS):
         mine = [r for r in runs if r["function"] == name]
         if not mine:
             continue
@@ -702,27 +791,157 @@ def summarise_functions(runs: list[dict]) -> dict:
                               ("peak_rss_mb", "peak_rss_kb", 1024)):
             v = median([r.get(src) for r in ok])
             s[key] = None if v is None else round(v / div, 3)
+        # cold-path profile: the log line's marks (µs since main), and per-run phases, medians
+        prof = [r for r in ok if r.get("cold_start_us")]
+        s["profiled_runs"] = len(prof)
+
+        def med_ms(f, rs=prof):
+            v = median([f(r) for r in rs])
+            return None if v is None else round(v / 1e3, 3)
+
+        c = lambda r: r["cold_start_us"]
+        s["config_ms"] = med_ms(lambda r: c(r)["config_us"])
+        s["clients_ms"] = med_ms(lambda r: c(r)["clients_us"])
+        s["ready_ms"] = med_ms(lambda r: c(r)["ready_us"])
+        s["phase_clients_ms"] = med_ms(lambda r: c(r)["clients_us"] - c(r)["config_us"])
+        s["phase_reads_ms"] = med_ms(lambda r: c(r)["ready_us"] - c(r)["clients_us"])
+        # spawn -> main's clock starts, plus ready -> the runtime's first GET next
+        s["outside_ms"] = med_ms(lambda r: r["init_ns"] / 1e3 - c(r)["ready_us"])
+        s["first_event_ms"] = med_ms(lambda r: (r["cold_ns"] - r["init_ns"]) / 1e3, ok)
+        if name in sizes:
+            s["bytes"], s["zipped"] = sizes[name]["bytes"], sizes[name]["zipped"]
         out[name] = s
-    ref = out.get("authorizer")
+    floor = (out.get("floor") or {}).get("cold_ms")
     for s in out.values():
         for key in ("init_ms", "cold_ms"):
-            ok = ref and ref.get(key) and s.get(key) is not None
-            s[f"{key}_vs_authorizer"] = round(s[key] / ref[key], 3) if ok else None
+            s[f"{key}_vs_floor"] = (round(s[key] / floor, 3)
+                                    if floor and s.get(key) is not None else None)
     return out
 
 
+def size_target(name: str) -> int | None:
+    return None if name == "floor" else ZIP_TARGET_OF.get(name, ZIP_TARGET)
+
+
+def targets(fs: dict, summary: dict) -> list[dict]:
+    """Issue #16's targets, each with what was measured and met True/False (None: not measured)."""
+    rows = []
+    missing = [n for n in FUNCTION_EVENTS if (fs.get(n) or {}).get("zipped") is None]
+    zipped = {n: fs[n]["zipped"] for n in FUNCTION_EVENTS if n not in missing}
+    over = [n for n, z in zipped.items() if z > ZIP_TARGET]
+    worst = max(zipped, key=zipped.get) if zipped else None
+    rows.append({
+        "target": f"every function zipped ≤ {ZIP_TARGET / 1e6:g} MB",
+        "measured": "; ".join(x for x in (
+            worst and f"largest: {worst} {zipped[worst] / 1e6:.2f} MB",
+            over and f"over: {', '.join(over)}",
+            missing and f"not measured: {', '.join(missing)}") if x),
+        "met": None if missing else not over,
+    })
+    w = zipped.get("whoami")
+    rows.append({
+        "target": f"whoami zipped ≤ {ZIP_TARGET_OF['whoami'] / 1e6:g} MB",
+        "measured": "not measured" if w is None else f"{w / 1e6:.2f} MB ({w:,} bytes)",
+        "met": None if w is None else w <= ZIP_TARGET_OF["whoami"],
+    })
+    a, f = fs.get("authorizer") or {}, fs.get("floor") or {}
+    ratio = a.get("cold_ms_vs_floor")
+    measured = ("not measured (needs --functions and --floor)" if ratio is None else
+                f"{ratio:.2f}× ({fmt(a['cold_ms'])} ms vs the floor's {fmt(f['cold_ms'])} ms, "
+                f"{a['runs']} cold starts each, interleaved)")
+    p, q = summary.get("portcullis") or {}, summary.get("floor") or {}
+    if p.get("cold_ms") and q.get("cold_ms"):
+        measured += f"; in the peer loop {p['cold_ms'] / q['cold_ms']:.2f}×"
+    rows.append({
+        "target": f"authorizer cold invocation ≤ {COLD_TARGET_VS_FLOOR:g}× the floor's",
+        "measured": measured,
+        "met": None if ratio is None else ratio <= COLD_TARGET_VS_FLOOR,
+    })
+    return rows
+
+
+def met_md(met) -> str:
+    return "not measured" if met is None else ("**met**" if met else "**not met**")
+
+
+def targets_md(rows: list[dict]) -> str:
+    lines = ["| target (issue #16) | measured | |", "|---|---|---|"]
+    lines += [f"| {r['target']} | {r['measured']} | {met_md(r['met'])} |" for r in rows]
+    return "\n".join(lines)
+
+
+def answer_of(name: str) -> str:
+    if name == "floor":
+        return "echo"
+    if name == "authorizer":
+        return "Allow policy"
+    if name == "rotate-keys":
+        return "createSecret done"
+    _, status, code = FUNCTION_EVENTS[name]
+    return f"HTTP {status}" + (f" `{code}`" if code else "")
+
+
+def mb(n) -> str:
+    return "—" if n is None else f"{n / 1e6:.2f}"
+
+
 def functions_md(fs: dict) -> str:
-    lines = ["| function | init ms | ×authorizer | first response ms | ×authorizer | answer | "
-             "peak RSS MB | correct |",
-             "|---|---:|---:|---:|---:|---|---:|---|"]
+    x = lambda v: "—" if v is None else f"{v:.2f}×"
+    lines = ["| function | bootstrap MB | zipped MB | ≤ target | init ms | ×floor | "
+             "first response ms | ×floor | answer | peak RSS MB | correct |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---|---:|---|"]
     for name, s in fs.items():
-        status = FUNCTION_EVENTS[name][1]
-        answer = ("Allow policy" if name == "authorizer" else
-                  "createSecret done" if name == "rotate-keys" else f"HTTP {status}")
-        x = lambda v: "—" if v is None else f"{v:.2f}×"
-        lines.append(f"| {name} | {fmt(s['init_ms'])} | {x(s['init_ms_vs_authorizer'])} | "
-                     f"{fmt(s['cold_ms'])} | {x(s['cold_ms_vs_authorizer'])} | {answer} | "
-                     f"{fmt(s['peak_rss_mb'])} | {'yes' if s['correct'] else '**NO**'} |")
+        t = size_target(name)
+        size_ok = ("—" if t is None or s.get("zipped") is None else
+                   f"{'yes' if s['zipped'] <= t else '**NO**'} ({t / 1e6:g} MB)")
+        label = "**floor** (bare runtime loop)" if name == "floor" else name
+        lines.append(f"| {label} | {mb(s.get('bytes'))} | {mb(s.get('zipped'))} | {size_ok} | "
+                     f"{fmt(s['init_ms'])} | {x(s['init_ms_vs_floor'])} | {fmt(s['cold_ms'])} | "
+                     f"{x(s['cold_ms_vs_floor'])} | {answer_of(name)} | {fmt(s['peak_rss_mb'])} | "
+                     f"{'yes' if s['correct'] else '**NO**'} |")
+    return "\n".join(lines)
+
+
+def profile_md(fs: dict) -> str:
+    f2 = lambda v: fmt(v, 2)
+    lines = ["| function | config | AWS clients | ready | spawn → init | first response | "
+             "outside `main` (init − ready) | reads (ready − clients) | the event (response − init) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, s in fs.items():
+        label = "**floor**" if name == "floor" else name
+        lines.append(f"| {label} | {f2(s['config_ms'])} | {f2(s['clients_ms'])} | "
+                     f"{f2(s['ready_ms'])} | {f2(s['init_ms'])} | {f2(s['cold_ms'])} | "
+                     f"{f2(s['outside_ms'])} | {f2(s['phase_reads_ms'])} | "
+                     f"{f2(s['first_event_ms'])} |")
+    return "\n".join(lines)
+
+
+def gap_md(fs: dict) -> str | None:
+    """The authorizer's cold invocation over the floor's, phase by phase (medians)."""
+    a, f = fs.get("authorizer"), fs.get("floor")
+    if not a or not f or a.get("cold_ms") is None or f.get("cold_ms") is None \
+            or a.get("ready_ms") is None:
+        return None
+    parts = [("configuration and logging set-up (main → config read)", a["config_ms"]),
+             ("the AWS SDK config and clients", a["phase_clients_ms"]),
+             ("the two network reads, concurrently (key ring from Secrets Manager, revocation "
+              "list from DynamoDB; moto on 127.0.0.1)", a["phase_reads_ms"]),
+             ("process start and runtime start beyond the floor's (outside `main` − the floor's "
+              "init)", None if a["outside_ms"] is None or f["init_ms"] is None
+              else round(a["outside_ms"] - f["init_ms"], 3)),
+             ("the first decision beyond the floor's echo (the event − the floor's)",
+              None if a["first_event_ms"] is None or f["first_event_ms"] is None
+              else round(a["first_event_ms"] - f["first_event_ms"], 3))]
+    gap = a["cold_ms"] - f["cold_ms"]
+    known = sum(v for _, v in parts if v is not None)
+    lines = [f"The authorizer's cold invocation is {fmt(gap, 2)} ms over the floor's "
+             f"({fmt(a['cold_ms'], 2)} vs {fmt(f['cold_ms'], 2)} ms; the target allows "
+             f"{fmt(f['cold_ms'] * (COLD_TARGET_VS_FLOOR - 1), 2)} ms over). Where it goes, "
+             f"medians per phase (they add up to {fmt(known, 2)} ms: medians do not add "
+             "exactly):", ""]
+    lines += [f"- {what}: {fmt(v, 2)} ms" + (f" ({100 * v / gap:.0f} %)" if v is not None
+                                               and gap > 0 else "")
+              for what, v in parts]
     return "\n".join(lines)
 
 
@@ -756,7 +975,7 @@ def summarise(name: str, runs: list[dict]) -> dict:
 def ratios(summary: dict) -> dict:
     out = {}
     p = summary.get("portcullis")
-    for peer in ("node", "python"):
+    for peer in ("node", "python", "floor"):
         q = summary.get(peer)
         for metric in ("cold_ms", "warm_p50_us", "peak_rss_mb"):
             key = f"portcullis/{peer} {metric}"
@@ -814,7 +1033,7 @@ def file_info(path: str | None) -> dict | None:
     if not path or not Path(path).is_file():
         return None
     p = Path(path).resolve()
-    return {"path": str(p), "bytes": p.stat().st_size,
+    return {"path": str(p), "bytes": p.stat().st_size, "zipped": zipped_size(p),
             "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
 
 
@@ -827,7 +1046,7 @@ def table_md(summary: dict) -> str:
              "peak RSS MB | correct |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for name, s in summary.items():
-        correct = "n/a (not checked)" if name == "floor" else ("yes" if s["correct"] else "**NO**")
+        correct = ("yes" if s["correct"] else "**NO**") + (" (echo)" if name == "floor" else "")
         lines.append(f"| {name} | {fmt(s['init_ms'])} | {fmt(s['cold_ms'])} | "
                      f"{fmt(s['warm_p50_us'], 0)} | {fmt(s['warm_p99_us'], 0)} | "
                      f"{fmt(s['peak_rss_mb'])} | {correct} |")
@@ -840,13 +1059,14 @@ RATIO_LABELS = {"cold_ms": "cold invocation", "warm_p50_us": "warm p50", "peak_r
 def ratios_md(r: dict) -> str:
     if all(v is None for v in r.values()):
         return "_No ratios: Portcullis was not measured (no `--portcullis` binary)._"
-    lines = ["| ratio (lower is better for Portcullis) | vs Node | vs Python |", "|---|---:|---:|"]
+    lines = ["| ratio (lower is better for Portcullis) | vs Node | vs Python | vs the floor |",
+             "|---|---:|---:|---:|"]
     for metric, label in RATIO_LABELS.items():
         cells = []
-        for peer in ("node", "python"):
+        for peer in ("node", "python", "floor"):
             v = r.get(f"portcullis/{peer} {metric}")
             cells.append("—" if v is None else f"{v:.3f}× ({1 / v:.1f}× {'less' if metric == 'peak_rss_mb' else 'faster'})" if v < 1 else f"{v:.3f}×")
-        lines.append(f"| Portcullis/peer {label} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| Portcullis/peer {label} | {cells[0]} | {cells[1]} | {cells[2]} |")
     return "\n".join(lines)
 
 
@@ -863,7 +1083,7 @@ def svg_chart(r: dict) -> str:
            f'<rect width="{W}" height="{H}" fill="#ffffff"/>',
            f'<text x="{W / 2}" y="26" text-anchor="middle" font-size="16" font-weight="bold">'
            'Portcullis / peer ratios (log scale; left of 1× = Portcullis better)</text>']
-    vals = [v for v in r.values() if v]
+    vals = [v for k, v in r.items() if v and not k.startswith("portcullis/floor")]
     if not vals:
         out.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" fill="#666">'
                    'No Portcullis binary measured yet (bench/run.sh --portcullis PATH)</text>')
@@ -923,12 +1143,45 @@ def write_markdown(results: dict) -> str:
     m = results["machine"]
     v = m["versions"]
     s = results["summary"]
-    bad = [n for n, x in s.items() if n != "floor" and not x["correct"]]
+    fs = results.get("functions")
+    bad = [n for n, x in s.items() if not x["correct"]]
+    bad += [f"function {n}" for n, x in (fs or {}).items() if not x["correct"]]
     parts = [
         "# Benchmarks",
         "",
         "Generated by `make bench` (`bench/run.sh`, harness `bench/harness.py`) on "
-        f"{results['generated_at']}; raw figures in `bench/results/latest.json`.",
+        f"{results['generated_at']}; raw figures in `bench/results/latest.json`. One run "
+        "measures the authorizer against the peers and the floor, then every function's release "
+        "binary against the floor, interleaved.",
+        "",
+        f"Machine: {m['cpu_model']}, {m['nproc']} cores, {m['mem_total']}, Linux {m['kernel']} "
+        f"({m['arch']}). Load average at start/end: {results['loadavg_start']} / "
+        f"{results['loadavg_end']}. The **floor** is `bench/floor`: a bare Rust "
+        "`lambda_runtime` loop (current-thread tokio, the workspace's release profile, no "
+        "Portcullis code) that answers each event with the event itself — what any Rust Lambda "
+        "pays before doing any work.",
+        "",
+    ]
+    if bad:
+        parts += [f"**CORRECTNESS FAILURE: {', '.join(bad)} — see `failures` in latest.json; "
+                  "their timings mean nothing.**", ""]
+    if results.get("targets"):
+        parts += [
+            "## Targets",
+            "",
+            targets_md(results["targets"]),
+            "",
+            "Sizes: each function's `cargo build --release` binary for this machine "
+            f"({m['arch']} Linux, the workspace's release profile), zipped as `make build` zips a "
+            "bootstrap (deflate); MB = 10⁶ bytes. Cold invocation: spawn → first response, "
+            "medians; the floor and every function alternate in one loop.",
+            "",
+        ]
+        gap = gap_md(fs or {})
+        if gap:
+            parts += [gap, "", "Per function in [Cold-path profile](#cold-path-profile).", ""]
+    parts += [
+        "## The authorizer against the peers and the floor",
         "",
         "Portcullis's `authorizer` Lambda against the authorizer a user would otherwise write: "
         f"Node {v['node']} with aws-jwt-verify {v['aws-jwt-verify']}, Python {v['python_peer']} "
@@ -936,18 +1189,11 @@ def write_markdown(results: dict) -> str:
         "(Bearer JWT, EdDSA/Ed25519 pinned, `kid` from the key set, `iss`, `aud`, `exp`, "
         "`token_use` = `access`) and answer the same REST API TOKEN-authorizer IAM policy. "
         "Each runs as its own process under a local Lambda Runtime API; Portcullis loads its "
-        "signing keys from Secrets Manager (moto on 127.0.0.1), the peers from a local JWKS file.",
+        "signing keys from Secrets Manager and its revocation list from DynamoDB (moto on "
+        "127.0.0.1), the peers read a local JWKS file and check no revocation. "
+        f"{results['params']['runs']} cold starts per implementation (interleaved), "
+        f"{results['params']['warm']} warm invocations each; medians over runs.",
         "",
-        f"Machine: {m['cpu_model']}, {m['nproc']} cores, {m['mem_total']}, Linux {m['kernel']} "
-        f"({m['arch']}). Load average at start/end: {results['loadavg_start']} / "
-        f"{results['loadavg_end']}. {results['params']['runs']} cold starts per implementation "
-        f"(interleaved), {results['params']['warm']} warm invocations each; medians over runs.",
-        "",
-    ]
-    if bad:
-        parts += [f"**CORRECTNESS FAILURE: {', '.join(bad)} — see `failures` in latest.json; "
-                  "their timings mean nothing.**", ""]
-    parts += [
         table_md(s),
         "",
         "- **init**: spawn → first `GET /runtime/invocation/next`.",
@@ -961,8 +1207,6 @@ def write_markdown(results: dict) -> str:
         "- **peak RSS**: `VmHWM` of the function process after the warm invocations "
         "(the process itself, not a wrapper).",
         "",
-        "## Ratios",
-        "",
         ratios_md(results["ratios"]),
         "",
         "![Portcullis / peer ratios](benchmarks.svg)",
@@ -970,32 +1214,49 @@ def write_markdown(results: dict) -> str:
         "Correctness is checked before speed: every answer of every run must be exactly the "
         "expected Allow policy, a garbage token must get the `Unauthorized` error on every run, and "
         f"on the first run {len(results['negative_cases'])} bad tokens "
-        f"({', '.join(results['negative_cases'])}) must all get it too.",
+        f"({', '.join(results['negative_cases'])}) must all get it too; the floor must echo "
+        "every event.",
         "",
         "Timings on a shared 2-core machine are noisy; the bench reports, it never asserts.",
         "",
     ]
-    fs = results.get("functions")
     if fs:
         runs = max(x["runs"] for x in fs.values())
         parts += [
-            "## Every function's cold start",
+            "## Every function against the floor",
             "",
-            f"Each function's release binary, {runs} cold starts each (interleaved), the same "
-            "Runtime API, moto and environment, medians. The event is the function's own file "
-            "in `events/` (login with an unknown email, so it runs the dummy argon2id verify; "
-            "refresh, logout and validate-key with credentials the bench never issued), "
-            "checked for the exact status. *init* (spawn → first `GET next`) is what Lambda "
-            "reports as Init Duration: configuration, clients and, except for whoami and "
-            "rotate-keys, the key ring from Secrets Manager; ×authorizer compares with the "
-            "authorizer measured in the same loop. The first response adds each function's own "
-            "work: login two emulator round trips and the dummy argon2id verify "
-            "(m=19 MiB, t=2); refresh and logout one re-read of the key ring, because the "
-            "sample tokens name a `kid` the bench never issued (the kid-miss reload, at most "
-            "one per 10 s); validate-key one GetItem; rotate-keys a whole `createSecret` step "
-            "(a new key, several Secrets Manager calls).",
+            f"Each function's release binary and the floor, {runs} cold starts each "
+            "(interleaved: floor, authorizer, login, …, floor, …), the same Runtime API, moto and "
+            "environment, medians. ×floor divides by the floor's cold invocation (spawn → first "
+            "response) in this loop. The event is the function's own file in `events/` (login "
+            "with an unknown email, so it runs the dummy argon2id verify; refresh, logout and "
+            "validate-key with credentials the bench never issued; oauth a `POST /oauth/token` "
+            "with a made-up Basic client against the empty clients table), checked for the exact "
+            "status (and oauth for `invalid_client`); the authorizer and the floor get the bench "
+            "TOKEN event. *init* (spawn → first `GET next`) is what Lambda reports as Init "
+            "Duration. The first response adds each function's own work: login two emulator "
+            "round trips and the dummy argon2id verify (m=19 MiB, t=2); refresh and logout one "
+            "re-read of the key ring, because the sample tokens name a `kid` the bench never "
+            "issued (the kid-miss reload, at most one per 10 s); validate-key one GetItem; oauth "
+            "the client GetItem and the per-IP rate-limit write; rotate-keys a whole "
+            "`createSecret` step (a new key, several Secrets Manager calls).",
             "",
             functions_md(fs),
+            "",
+            "## Cold-path profile",
+            "",
+            "Where each cold start goes, ms, medians over the same runs. *config*, *AWS clients* "
+            "and *ready* are the function's own `cold start config_us=… clients_us=… ready_us=…` "
+            "log line (time since its `main` began: configuration read, AWS SDK config and "
+            "clients built, network reads done — the key ring, and for the authorizer the "
+            "revocation list too); whoami and rotate-keys read nothing before the first event and "
+            "log no such line. *spawn → init* and *first response* are the harness's clock. "
+            "*outside `main`* = init − ready: process start (exec, dynamic loader, the tokio "
+            "runtime) before the function's clock starts, plus the runtime's first `GET next` "
+            "after it; for the floor, all of init. *the event* = first response − init: the "
+            "first event's own work.",
+            "",
+            profile_md(fs),
             "",
         ]
     return "\n".join(parts)
@@ -1004,12 +1265,15 @@ def write_markdown(results: dict) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--portcullis", help="path to Portcullis's authorizer bootstrap binary")
-    ap.add_argument("--floor", help="path to a bare lambda_runtime echo binary (not checked)")
+    ap.add_argument("--floor", help="path to the bare lambda_runtime echo binary (bench/floor): "
+                    "run with the peers, and with every function when --functions is given")
     ap.add_argument("--runs", type=int, default=10, help="cold starts per implementation")
     ap.add_argument("--warm", type=int, default=200, help="warm invocations per cold start")
     ap.add_argument("--functions", help="folder with every function's release binary "
-                    "(target/release): measures each one's cold start against the authorizer's")
-    ap.add_argument("--function-runs", type=int, default=5, help="cold starts per function")
+                    "(target/release): measures each one's size and cold start against the "
+                    "floor's (--floor)")
+    ap.add_argument("--function-runs", type=int, default=10,
+                    help="cold starts per function (and of the floor, interleaved with them)")
     ap.add_argument("--results", default=str(RESULTS / "latest.json"))
     ap.add_argument("--docs", default=str(DOCS), help="folder for benchmarks.md / .svg")
     args = ap.parse_args()
@@ -1025,6 +1289,22 @@ def main() -> int:
     if load_start[0] > 0.5 * nproc:
         print(f"bench: WARNING load average {load_start[0]:.2f} on {nproc} cores: "
               "timings will be noisy", file=sys.stderr)
+
+    # the function loop: the floor first, then every function, alternating run by run
+    fn_binaries: dict[str, Path] = {}
+    if args.functions:
+        if args.floor and "floor" in [i.name for i in impls]:
+            fn_binaries["floor"] = Path(args.floor).resolve()
+        else:
+            print("bench: no --floor: the functions are not compared with the floor",
+                  file=sys.stderr)
+        for name in FUNCTION_EVENTS:
+            binary = Path(args.functions).resolve() / name
+            if binary.is_file() and os.access(binary, os.X_OK):
+                fn_binaries[name] = binary
+            else:
+                print(f"bench: {binary} missing; skipping {name}", file=sys.stderr)
+    sizes = binary_sizes(fn_binaries)
 
     work = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
     keys = Keys()
@@ -1052,18 +1332,15 @@ def main() -> int:
                 for f in rec["failures"][:3]:
                     print(f"    FAIL {f[:300]}", flush=True)
         for run_idx in range(args.function_runs if args.functions else 0):
-            for name in FUNCTION_EVENTS:
-                binary = Path(args.functions).resolve() / name
-                if not binary.is_file():
-                    if run_idx == 0:
-                        print(f"bench: {binary} missing; skipping {name}", file=sys.stderr)
-                    continue
+            for name, binary in fn_binaries.items():
                 rec = function_run(name, binary, run_idx, good, moto, jwks_file, work)
                 fn_runs.append(rec)
                 cold = rec.get("cold_ns")
+                ready = (rec.get("cold_start_us") or {}).get("ready_us")
                 print(f"  function run {run_idx + 1}/{args.function_runs} {name:<12} "
                       f"init {fmt((rec.get('init_ns') or 0) / 1e6)} ms  "
                       f"first response {fmt(cold / 1e6 if cold else None)} ms  "
+                      f"ready {fmt(ready / 1e3 if ready is not None else None)} ms  "
                       f"{'ok' if not rec['failures'] else 'FAILED'}", flush=True)
                 for f in rec["failures"][:3]:
                     print(f"    FAIL {f[:300]}", flush=True)
@@ -1072,9 +1349,12 @@ def main() -> int:
 
     summary = {impl.name: summarise(impl.name, [r for r in all_runs if r["impl"] == impl.name])
                for impl in impls}
+    functions = summarise_functions(fn_runs, sizes) if fn_runs else None
     results = {
         "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "params": {"runs": args.runs, "warm": args.warm, "order": [i.name for i in impls]},
+        "params": {"runs": args.runs, "warm": args.warm, "order": [i.name for i in impls],
+                   "function_runs": args.function_runs if fn_runs else 0,
+                   "function_order": list(fn_binaries) if fn_runs else []},
         "machine": machine_info(),
         "loadavg_start": [round(x, 2) for x in load_start],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],
@@ -1083,10 +1363,18 @@ def main() -> int:
         "ratios": ratios(summary),
         "expected_allow": EXPECTED_ALLOW,
         "negative_cases": [n for n, _ in bad],
-        "failures": {r["impl"] + f"#{r['run']}": r["failures"] for r in all_runs if r["failures"]},
-        "warnings": {r["impl"] + f"#{r['run']}": r["warnings"] for r in all_runs if r["warnings"]},
+        "failures": {**{r["impl"] + f"#{r['run']}": r["failures"]
+                        for r in all_runs if r["failures"]},
+                     **{f"function {r['function']}#{r['run']}": r["failures"]
+                        for r in fn_runs if r["failures"]}},
+        "warnings": {**{r["impl"] + f"#{r['run']}": r["warnings"]
+                        for r in all_runs if r["warnings"]},
+                     **{f"function {r['function']}#{r['run']}": r["warnings"]
+                        for r in fn_runs if r["warnings"]}},
         "runs": all_runs,
-        "functions": summarise_functions(fn_runs) if fn_runs else None,
+        "functions": functions,
+        "targets": targets(functions, summary) if functions else None,
+        "sizes": sizes,
         "function_runs": fn_runs,
         "units": {"*_ns": "nanoseconds (perf_counter_ns)", "*_kb": "KiB from /proc/<pid>/status",
                   "summary": "medians over runs; ms, µs, MiB as named"},
@@ -1109,7 +1397,15 @@ def main() -> int:
         print()
         print(functions_md(results["functions"]))
         print()
-    failed = {n for n, s in summary.items() if n != "floor" and not s["correct"]}
+        print(profile_md(results["functions"]))
+        print()
+        print(targets_md(results["targets"]))
+        gap = gap_md(results["functions"])
+        if gap:
+            print()
+            print(gap)
+        print()
+    failed = {n for n, s in summary.items() if not s["correct"]}
     failed |= {f"function {r['function']}" for r in fn_runs if r["failures"]}
     for r in fn_runs:
         if r["failures"]:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark entry point (make bench): installs the peers' deps, then runs the harness.
-#   bench/run.sh [--portcullis PATH] [--floor PATH] [--runs K] [--warm N]
+#   bench/run.sh [--portcullis PATH] [--floor PATH] [--functions DIR] [--runs K] [--warm N]
+#                [--function-runs K]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

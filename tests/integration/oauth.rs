@@ -280,11 +280,7 @@ async fn client_secret_post_works_and_failures_are_the_rfc_errors_without_state_
         ),
         (
             "two auth methods",
-            post(
-                "/oauth/token",
-                &[("authorization", &good)],
-                &format!("{body}"),
-            ),
+            post("/oauth/token", &[("authorization", &good)], &body),
             400,
             "invalid_request",
             false,
