@@ -482,6 +482,23 @@ async fn active_token_of(
     Ok((!revoked).then_some(claims))
 }
 
+/// The shared start of introspection and revocation: a form with a `token`, checked by
+/// `check` before anything is read, then the client authenticated (not rate-counted: these
+/// endpoints issue nothing).
+async fn token_request(
+    state: &AppState,
+    req: &Request,
+    check: impl Fn(&Form) -> Result<(), OAuthError>,
+    now: i64,
+) -> Result<(Form, ClientRecord), OAuthError> {
+    let form = request_form(req)?;
+    let creds = client_credentials(req, &form)?;
+    form.require("token")?;
+    check(&form)?;
+    let client = authenticate(state, &creds, &http::source_ip(req), false, now).await?;
+    Ok((form, client))
+}
+
 /// `POST /oauth/introspect` (RFC 7662): `{"active": false}` for anything not active and
 /// issued to the calling client; the token's members otherwise.
 pub async fn introspect(
@@ -489,11 +506,8 @@ pub async fn introspect(
     req: &Request,
     now: i64,
 ) -> Result<Response<Body>, OAuthError> {
-    let form = request_form(req)?;
-    let creds = client_credentials(req, &form)?;
-    let token = form.require("token")?.to_owned();
-    let client = authenticate(state, &creds, &http::source_ip(req), false, now).await?;
-    let Some(claims) = active_token_of(state, &client, &token, now).await? else {
+    let (form, client) = token_request(state, req, |_| Ok(()), now).await?;
+    let Some(claims) = active_token_of(state, &client, form.require("token")?, now).await? else {
         return Ok(ok_json(&json!({"active": false})));
     };
     let mut body = json!({
@@ -521,21 +535,16 @@ pub async fn revoke(
     req: &Request,
     now: i64,
 ) -> Result<Response<Body>, OAuthError> {
-    let form = request_form(req)?;
-    let creds = client_credentials(req, &form)?;
-    let token = form.require("token")?.to_owned();
-    match form.get("token_type_hint") {
-        None | Some("access_token" | "refresh_token") => {}
-        Some(_) => {
-            return Err(OAuthError::new(
-                400,
-                "unsupported_token_type",
-                "token_type_hint must be access_token or refresh_token",
-            ));
-        }
-    }
-    let client = authenticate(state, &creds, &http::source_ip(req), false, now).await?;
-    if let Some(claims) = active_token_of(state, &client, &token, now).await? {
+    let hint = |form: &Form| match form.get("token_type_hint") {
+        None | Some("access_token" | "refresh_token") => Ok(()),
+        Some(_) => Err(OAuthError::new(
+            400,
+            "unsupported_token_type",
+            "token_type_hint must be access_token or refresh_token",
+        )),
+    };
+    let (form, client) = token_request(state, req, hint, now).await?;
+    if let Some(claims) = active_token_of(state, &client, form.require("token")?, now).await? {
         state
             .revoked
             .revoke_jti(&claims.jti, claims.exp, now)

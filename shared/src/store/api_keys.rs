@@ -173,25 +173,13 @@ impl ApiKeyStore {
 
     /// Every key, for `portcullis key list` (a Scan: admin use only, never a request path).
     pub async fn list(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::from_sdk("api_keys.list", e))?;
-            for item in page.items() {
-                out.push(ApiKeyRecord::from_item(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let mut out = super::scan_all(
+            &self.client,
+            &self.table,
+            "api_keys.list",
+            ApiKeyRecord::from_item,
+        )
+        .await?;
         out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }

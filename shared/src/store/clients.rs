@@ -200,25 +200,13 @@ impl ClientStore {
 
     /// Every client (the admin CLI; a table of clients is small).
     pub async fn list(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::from_sdk("clients.list", e))?;
-            for item in page.items() {
-                out.push(ClientRecord::from_item(item)?);
-            }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
+        let mut out = super::scan_all(
+            &self.client,
+            &self.table,
+            "clients.list",
+            ClientRecord::from_item,
+        )
+        .await?;
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)
     }

@@ -67,6 +67,35 @@ pub(crate) fn get_bool(item: &Item, name: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::Bool(true)))
 }
 
+/// Every item of a table, through the Scan's pages, each made a record by `from_item`. For the
+/// admin CLI's listings only (a Scan is never on a request path).
+pub(crate) async fn scan_all<T>(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    op: &'static str,
+    from_item: impl Fn(&Item) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| StoreError::from_sdk(op, e))?;
+        for item in page.items() {
+            out.push(from_item(item)?);
+        }
+        match page.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
 /// Turn a builder's missing-field error into a store error (a bug, never user input).
 pub(crate) fn built<T>(
     op: &'static str,
