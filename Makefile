@@ -108,13 +108,18 @@ sam: $(VENV)/.installed $(SAM_VENV)/.installed
 # against the floor, with issue #16's targets marked met / not met; writes docs/benchmarks.md.
 # The floor is built on its own: built with the functions, cargo would unify its dependencies'
 # features with theirs (hyper's HTTP/2 from the AWS SDK's client) and it would be no floor.
+# The binaries measured are the deployed ones: `make build ARCH=x86_64` (cargo lambda, zig),
+# each target/lambda/NAME/bootstrap linked as .local/bench-bin/NAME for the harness.
+BENCH_BIN := .local/bench-bin
 bench: tools
-	cargo build --release $(addprefix -p ,$(FUNCTIONS))
-	cargo build --release -p floor
+	$(MAKE) build ARCH=x86_64
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --x86-64 --bin floor
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-stack.sh \
 	  cargo bench -p portcullis-tests --bench portcullis -- --warm-up-time 1 --measurement-time 3
-	bash bench/run.sh --portcullis target/release/authorizer --floor target/release/floor \
-	  --functions target/release
+	mkdir -p $(BENCH_BIN)
+	for f in $(FUNCTIONS) floor; do ln -sf $(CURDIR)/target/lambda/$$f/bootstrap $(BENCH_BIN)/$$f; done
+	bash bench/run.sh --portcullis $(BENCH_BIN)/authorizer --floor $(BENCH_BIN)/floor \
+	  --functions $(BENCH_BIN)
 
 deploy: tools $(SAM_VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build

@@ -1171,8 +1171,8 @@ def write_markdown(results: dict) -> str:
             "",
             targets_md(results["targets"]),
             "",
-            "Sizes: each function's `cargo build --release` binary for this machine "
-            f"({m['arch']} Linux, the workspace's release profile), zipped as `make build` zips a "
+            "Sizes: each function's bootstrap as `make build ARCH=x86_64` makes it (cargo lambda, "
+            f"{m['arch']} Linux, the workspace's release profile), zipped as `make build` zips a "
             "bootstrap (deflate); MB = 10⁶ bytes. Cold invocation: spawn → first response, "
             "medians; the floor and every function alternate in one loop.",
             "",
