@@ -298,11 +298,83 @@ fn login_in_process(c: &mut Criterion) {
     group.finish();
 }
 
+/// The token endpoint (client credentials, Basic) with DynamoDB answered in-process (the
+/// client GetItem; the rate counters' TransactWriteItems answered `{}`), against one bare
+/// Ed25519 signature of the same size of message: what issuing costs beyond the signature.
+fn oauth_token_in_process(c: &mut Criterion) {
+    let config = portcullis_tests::config("bench-", &[]);
+    let client = portcullis::store::clients::generate(
+        "bench",
+        vec!["client_credentials".into()],
+        vec!["orders:read".into()],
+        900,
+        NOW - 10,
+    );
+    let r = &client.record;
+    let item = json!({"Item": {
+        "clientId": {"S": r.id}, "name": {"S": r.name}, "secretHash": {"S": r.secret_hash},
+        "grants": {"L": [{"S": "client_credentials"}]}, "scopes": {"L": [{"S": "orders:read"}]},
+        "tokenTtl": {"N": "900"}, "disabled": {"BOOL": false}, "createdAt": {"N": "1"},
+        "lastUsedAt": {"N": NOW.to_string()},
+    }});
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "b", "b", None, None, "bench",
+            ))
+            .http_client(InProcessDynamo {
+                user_item: std::sync::Arc::new(item.to_string()),
+            })
+            .load(),
+    );
+    let jwk = KeyRing::generate_jwk(Algorithm::EdDSA).unwrap();
+    let ring = KeyRing::from_secret(&json!({"keys": [jwk]}).to_string()).unwrap();
+    let state = AppState::new(config, AwsClients::from_sdk_config(&sdk), ring);
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", r.id, client.secret))
+    );
+    let request = || {
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", basic.as_str())
+            .body(lambda_http::Body::Text(
+                "grant_type=client_credentials".into(),
+            ))
+            .unwrap()
+    };
+    let issued = state
+        .tokens
+        .issue_oauth(&r.id, &r.id, "orders:read", 900, NOW)
+        .unwrap();
+    let message = issued.token.rsplit_once('.').unwrap().0.to_owned();
+    let mut group = c.benchmark_group("oauth_in_process");
+    group.bench_function("ed25519_sign", |b| {
+        let ring = state.tokens.ring();
+        let key = ring.signer();
+        b.iter(|| {
+            jsonwebtoken::crypto::sign(black_box(message.as_bytes()), key.encoding(), key.alg)
+        })
+    });
+    group.bench_function("token_endpoint", |b| {
+        b.iter(|| {
+            let resp = rt.block_on(portcullis::oauth::handle(&state, request(), NOW));
+            assert_eq!(resp.status(), 200);
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     verification,
     authorizer_decision,
     login,
-    login_in_process
+    login_in_process,
+    oauth_token_in_process
 );
 criterion_main!(benches);
