@@ -7,8 +7,9 @@
 //! "error_description"}` out — not the `data`/`error` envelope of the JSON functions.
 //! `OAuthError` is the one place that format is made.
 //!
-//! DynamoDB per token issue: one GetItem (the client) and one TransactWriteItems (the per
-//! client and per IP rate counters), concurrently; plus a last-used write at most once per
+//! DynamoDB per token issue: one GetItem (the client), then one TransactWriteItems (the per
+//! IP counter, and the per client one once the client has authenticated: so the write waits
+//! for the read); plus a last-used write at most once per
 //! client per `CLIENT_LAST_USED_INTERVAL` seconds. Introspection: the client and the token's
 //! revocation entry (two GetItems); revocation adds one PutItem. Syntactic errors are
 //! answered before any request.
