@@ -239,6 +239,28 @@ impl aws_smithy_runtime_api::client::http::HttpClient for InProcessDynamo {
     }
 }
 
+/// An app state (EdDSA ring) whose DynamoDB answers in-process, every GetItem with `item`.
+fn in_process_state(
+    rt: &tokio::runtime::Runtime,
+    config: portcullis::config::Config,
+    item: &serde_json::Value,
+) -> AppState {
+    let sdk = rt.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "b", "b", None, None, "bench",
+            ))
+            .http_client(InProcessDynamo {
+                user_item: std::sync::Arc::new(item.to_string()),
+            })
+            .load(),
+    );
+    let jwk = KeyRing::generate_jwk(Algorithm::EdDSA).unwrap();
+    let ring = KeyRing::from_secret(&json!({"keys": [jwk]}).to_string()).unwrap();
+    AppState::new(config, AwsClients::from_sdk_config(&sdk), ring)
+}
+
 /// login's handler with every DynamoDB reply in-process vs one argon2id verify: what the code
 /// adds to the hash, without the emulator's latency.
 fn login_in_process(c: &mut Criterion) {
@@ -261,20 +283,7 @@ fn login_in_process(c: &mut Criterion) {
         "createdAt": {"N": "1700000000"},
     }});
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sdk = rt.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "b", "b", None, None, "bench",
-            ))
-            .http_client(InProcessDynamo {
-                user_item: std::sync::Arc::new(user_item.to_string()),
-            })
-            .load(),
-    );
-    let jwk = KeyRing::generate_jwk(Algorithm::EdDSA).unwrap();
-    let ring = KeyRing::from_secret(&json!({"keys": [jwk]}).to_string()).unwrap();
-    let state = AppState::new(config, AwsClients::from_sdk_config(&sdk), ring);
+    let state = in_process_state(&rt, config, &user_item);
     let creds = portcullis::login::Credentials {
         email: "bench@example.com".into(),
         password: "Corr3ct-horse!".into(),
@@ -318,20 +327,7 @@ fn oauth_token_in_process(c: &mut Criterion) {
         "lastUsedAt": {"N": NOW.to_string()},
     }});
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let sdk = rt.block_on(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "b", "b", None, None, "bench",
-            ))
-            .http_client(InProcessDynamo {
-                user_item: std::sync::Arc::new(item.to_string()),
-            })
-            .load(),
-    );
-    let jwk = KeyRing::generate_jwk(Algorithm::EdDSA).unwrap();
-    let ring = KeyRing::from_secret(&json!({"keys": [jwk]}).to_string()).unwrap();
-    let state = AppState::new(config, AwsClients::from_sdk_config(&sdk), ring);
+    let state = in_process_state(&rt, config, &item);
     let basic = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", r.id, client.secret))
