@@ -4,9 +4,13 @@
 #   bench/opt-levels.sh [SRC]        SRC: the workspace to build (default: this repo)
 #   LEVELS="3 s z z+hot z+argon2,blake2" bench/opt-levels.sh
 #
-# A level "L+a,b" is opt-level L with the crates a and b kept at opt-level 3 through
-# `--config profile.{release,bench}.package.<crate>.opt-level=3`; "L+hot" names $HOT (argon2 and
-# blake2 for the password hash, aws-lc-sys for the signature and HMAC primitives).
+# A level "L+a,b=2" is opt-level L with crate a at opt-level 3 and b at 2, through
+# `--config profile.{release,bench}.package.<crate>.opt-level=N`; "L+hot" names $HOT (argon2 and
+# blake2 for the password hash, aws-lc-sys for the signature and HMAC primitives). With fat LTO
+# the binary crate's level is the one that counts for Rust code (LLVM defers unrolling and
+# vectorisation to the link-time pass): the criterion bench's binary crate is portcullis-tests.
+# Package overrides already in SRC's Cargo.toml ([profile.release.package.*]) apply to every
+# level; the figures in docs/microbenchmarks.md come from a snapshot with none.
 #
 # For each level: the release binaries of $BINS (zipped like `make build` does) and the criterion
 # benchmarks matching $FILTER (token verification, the authorizer's decision, argon2id; none of
@@ -37,8 +41,11 @@ for level in $levels; do
     crates="${level#*+}"
     [[ "$crates" == hot ]] && crates="$hot"
     for c in ${crates//,/ }; do
-      config+=(--config "profile.release.package.$c.opt-level=3"
-               --config "profile.bench.package.$c.opt-level=3")
+      n=3
+      [[ "$c" == *=* ]] && n="${c#*=}" && c="${c%%=*}"
+      [[ "$n" =~ ^[0-9]$ ]] || n="\"$n\""
+      config+=(--config "profile.release.package.$c.opt-level=$n"
+               --config "profile.bench.package.$c.opt-level=$n")
     done
   fi
   dir="$out/opt-$level"
@@ -109,7 +116,7 @@ for b in bins:
 print()
 names = sorted({n for l in levels for n in res["bench_us"][l]})
 print("| benchmark (µs, median of rounds) | " + " | ".join(f"opt-level={l}" for l in levels)
-      + " | " + " | ".join(f"{l}/{levels[0]}" for l in levels[1:]) + " |")
+      + "".join(f" | {l}/{levels[0]}" for l in levels[1:]) + " |")
 print("|---|" + "---:|" * (2 * len(levels) - 1))
 for n in names:
     v = [res["bench_us"][l].get(n) for l in levels]
