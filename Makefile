@@ -5,7 +5,7 @@ SHELL := bash
 
 # Every Lambda function (folders under functions/); scripts/check_consistency.py keeps this,
 # template.yaml and events/ in step.
-FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys oauth
+FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys oauth web
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -53,7 +53,16 @@ $(SAM_VENV)/.installed: scripts/requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/requirements-sam.txt
 	touch $@
 
-tools: $(VENV)/.installed $(VENV)/.contract-installed tests/interop/node_modules/.package-lock.json
+# Debian's Chromium for the browser test (tests/interop/browser_flow.mjs): playwright-core
+# drives it and downloads no browser of its own, and Playwright's browser builds are not
+# fetched here anyway. A system package, so it needs root (CI is root); anyone else installs it
+# by hand once.
+/usr/bin/chromium:
+	@[ "$$(id -u)" -eq 0 ] || { echo "/usr/bin/chromium is missing: install Debian's chromium package as root (apt-get install chromium)" >&2; exit 1; }
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+tools: $(VENV)/.installed $(VENV)/.contract-installed tests/interop/node_modules/.package-lock.json /usr/bin/chromium
 
 nextest:
 	@PATH="$$PATH:$(CARGO_TOOLS)/bin"; cargo nextest --version >/dev/null 2>&1 || { \

@@ -438,6 +438,7 @@ def base_env(runtime_port: int, moto_url: str, jwks_file: Path) -> dict:
         "RATE_LIMITS_TABLE": "bench-rate-limits",
         "REVOKED_TOKENS_TABLE": "bench-revoked-tokens",
         "OAUTH_CLIENTS_TABLE": "bench-oauth-clients",
+        "WEB_SESSIONS_TABLE": "bench-web-sessions",
         "AUTHORIZER_RESPONSE": "iam",
         "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",

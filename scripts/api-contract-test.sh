@@ -11,11 +11,18 @@
 # for the admin CLI). It installs nothing. Offline: every request goes to 127.0.0.1
 # (schemathesis 4 has no telemetry and uploads nothing; its files stay in a temporary dir).
 #
+# The browser pages of the `web` function (tag `browser` in the spec: /auth/signin,
+# /auth/signout, /oauth/authorize, /oauth/consent) are left out of both runs: they answer HTML
+# and redirects to people, want HTTPS for their __Host- cookies and an Origin of WEB_BASE_URL,
+# and a fuzzed sign-in would only feed the login rate limit. Every other path of the spec is
+# tested; a path that is neither mapped below nor listed as a browser page fails the run.
+#
 # Two runs, each with its own fresh user, API key and OAuth client (and a token of that client),
 # so the positive paths are really taken:
 #   1. "positive": the spec's examples and the stateful phase (login 200 -> refresh 200 via the
 #      spec's links, logout 204, validate-key 200, OAuth token 200, introspection 200
-#      active, revocation 200);
+#      active, revocation 200; userinfo is only ever refused here: its token comes from the
+#      browser flow, which tests/integration/http_web.rs and the browser test cover);
 #   2. "fuzz": the coverage and fuzzing phases (every documented status, negative data,
 #      unsupported methods, missing/invalid credentials). Its user gets locked (423) by the
 #      wrong passwords schemathesis tries, which is why it runs second.
@@ -171,11 +178,18 @@ routes = {
     "/oauth/token": "/lambda-url/oauth/oauth/token",
     "/oauth/revoke": "/lambda-url/oauth/oauth/revoke",
     "/oauth/introspect": "/lambda-url/oauth/oauth/introspect",
+    "/oauth/userinfo": "/lambda-url/oauth/oauth/userinfo",
 }
-differ = set(spec["paths"]) ^ set(routes)
+# HTML pages for browsers (see the note at the top): documented, not fuzzed.
+browser = {"/auth/signin", "/auth/signout", "/oauth/authorize", "/oauth/consent"}
+differ = set(spec["paths"]) ^ (set(routes) | browser)
 if differ:
     sys.exit(f"api-contract-test: the spec's paths and the local routes differ: {sorted(differ)}")
-spec["paths"] = {routes[path]: item for path, item in spec["paths"].items()}
+tagged = {path for path, item in spec["paths"].items()
+          if any("browser" in op.get("tags", []) for op in item.values() if isinstance(op, dict))}
+if tagged != browser:
+    sys.exit(f"api-contract-test: the spec's browser-tagged paths are {sorted(tagged)}, not {sorted(browser)}")
+spec["paths"] = {routes[path]: item for path, item in spec["paths"].items() if path not in browser}
 spec["servers"] = [{"url": base}]
 def body(path, media="application/json"):
     return spec["paths"][path]["post"]["requestBody"]["content"][media]
@@ -191,8 +205,11 @@ body("/lambda-url/oauth/oauth/introspect", form)["examples"] = {
     "runClientToken": {"value": {"token": client_token, **client}}}
 body("/lambda-url/oauth/oauth/revoke", form)["examples"] = {
     "runClientToken": {"value": {"token": client_token, "token_type_hint": "access_token", **client}}}
-flow = spec["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
-flow["tokenUrl"] = "/lambda-url/oauth/oauth/token"
+flows = spec["components"]["securitySchemes"]["oauth2"]["flows"]
+flows["clientCredentials"]["tokenUrl"] = "/lambda-url/oauth/oauth/token"
+flows["authorizationCode"].update(authorizationUrl="/lambda-url/web/oauth/authorize",
+                                  tokenUrl="/lambda-url/oauth/oauth/token",
+                                  refreshUrl="/lambda-url/oauth/oauth/token")
 yaml.safe_dump(spec, open(dst, "w"), sort_keys=False)
 EOF
 }

@@ -26,11 +26,13 @@ env_file="$root/.local/dev.env"
 scheme=http
 [ "${DEV_TLS:-0}" = "1" ] && scheme=https
 base="$scheme://127.0.0.1:$watch_port/lambda-url"
-# The issuer is where the metadata is served, so OAuth clients can discover this stack.
+# The issuer is where the metadata is served, so OAuth clients can discover this stack; the
+# sign-in and consent pages live under the web function.
 { grep -v '^#' "$root/scripts/local.env" | grep -v '^JWT_ISSUER='
   echo "AWS_ENDPOINT_URL=$endpoint"
   echo "JWT_ISSUER=$base/jwks"
-  echo "OAUTH_ENDPOINT_BASE=$base/oauth"; } >"$env_file"
+  echo "OAUTH_ENDPOINT_BASE=$base/oauth"
+  echo "WEB_BASE_URL=$base/web"; } >"$env_file"
 set -a; source "$env_file"; set +a
 
 echo "building..."
@@ -43,10 +45,34 @@ printf '%s\n' "$demo_password" | "$root/target/debug/portcullis" user create --e
 demo_client=$("$root/target/debug/portcullis" client create --name demo-partner --scopes orders:read,orders:write)
 client_id=$(sed -n 1p <<<"$demo_client")
 client_secret=$(sed -n 2p <<<"$demo_client")
+# A demo web app (authorization code + PKCE, OpenID Connect), also made anew each run, and one
+# authorization request for it: a PKCE verifier, its S256 challenge, a state and a nonce.
+redirect_uri=http://127.0.0.1:8080/callback
+demo_web=$("$root/target/debug/portcullis" client create --name "Demo web app" --scopes openid,email \
+  --grants authorization_code,refresh_token --redirect-uri "$redirect_uri")
+web_client_id=$(sed -n 1p <<<"$demo_web")
+web_client_secret=$(sed -n 2p <<<"$demo_web")
+read -r code_verifier authorize_query < <(python3 - "$web_client_id" "$redirect_uri" <<'EOF'
+import base64, hashlib, secrets, sys, urllib.parse
+client_id, redirect_uri = sys.argv[1:]
+verifier = secrets.token_urlsafe(48)
+challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+query = urllib.parse.urlencode({
+    "response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri,
+    "scope": "openid email", "state": secrets.token_urlsafe(12), "nonce": secrets.token_urlsafe(12),
+    "code_challenge": challenge, "code_challenge_method": "S256"}, quote_via=urllib.parse.quote)
+print(verifier, query)
+EOF
+)
 
 tls_args=()
 curl_tls=""
+web_note="  The sign-in pages need DEV_TLS=1 make dev: their __Host- cookies are Secure, so HTTPS
+  only (then trust .local/tls/ca.pem in the browser, or accept its warning).
+"
 if [ "$scheme" = https ]; then
+  web_note="  (A browser that does not trust .local/tls/ca.pem shows a warning first.)
+"
   bash "$root/scripts/tls-cert.sh" "$root/.local/tls" >/dev/null
   tls_args=(--tls-cert "$root/.local/tls/cert.pem" --tls-key "$root/.local/tls/key.pem")
   curl_tls="--cacert .local/tls/ca.pem "
@@ -72,6 +98,17 @@ Get an OAuth access token for the demo client (client credentials), then introsp
   curl -s ${curl_tls}-u '$client_id:$client_secret' $base/oauth/oauth/token \\
     -d grant_type=client_credentials -d scope=orders:read
   curl -s ${curl_tls}-u '$client_id:$client_secret' $base/oauth/oauth/introspect -d token=ACCESS_TOKEN
+
+Sign in with Portcullis (authorization code + PKCE + OpenID Connect) as the demo web app:
+$web_note  1. open in a browser, sign in as $demo_email / $demo_password and allow:
+       $base/web/oauth/authorize?$authorize_query
+  2. the browser lands on $redirect_uri?code=...&state=...&iss=... (nothing listens
+     there, so it shows an error page: copy the code from the address bar) and, within 60 s:
+  curl -s ${curl_tls}-u '$web_client_id:$web_client_secret' $base/oauth/oauth/token \\
+    -d grant_type=authorization_code -d redirect_uri=$redirect_uri \\
+    -d code_verifier=$code_verifier -d code=CODE
+  curl -s ${curl_tls}$base/oauth/oauth/userinfo -H 'Authorization: Bearer ACCESS_TOKEN'
+  The sign-in page alone: $base/web/auth/signin
 
 Or invoke with a sample event:
   cargo lambda invoke login --invoke-address 127.0.0.1 --invoke-port $watch_port --data-file events/login.json

@@ -48,6 +48,8 @@ env_file="$state/test.env"
   # it (RFC 8414 §3.3) discover this stack; the OAuth endpoints live under the oauth function.
   echo "JWT_ISSUER=http://127.0.0.1:$watch_port/lambda-url/jwks"
   echo "OAUTH_ENDPOINT_BASE=http://127.0.0.1:$watch_port/lambda-url/oauth"
+  # The sign-in and consent pages need HTTPS (their __Host- cookies are Secure): the TLS server.
+  echo "WEB_BASE_URL=https://127.0.0.1:$tls_port/lambda-url/web"
   # Every OAuth test request comes from 127.0.0.1 too; limits are tested in-process.
   echo "OAUTH_TOKEN_IP_RATE_LIMIT=100000/60"
   # Real production argon2 parameters: the HTTP tests measure the real thing.

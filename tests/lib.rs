@@ -149,6 +149,7 @@ pub fn config(prefix: &str, overrides: &[(&str, &str)]) -> Config {
         ("RATE_LIMITS_TABLE".into(), tables.rate_limits.clone()),
         ("REVOKED_TOKENS_TABLE".into(), tables.revoked_tokens.clone()),
         ("OAUTH_CLIENTS_TABLE".into(), tables.oauth_clients.clone()),
+        ("WEB_SESSIONS_TABLE".into(), tables.web_sessions.clone()),
         (
             "SIGNING_KEYS_SECRET_ID".into(),
             format!("{prefix}signing-keys"),

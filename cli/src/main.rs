@@ -10,7 +10,9 @@ use portcullis::apikeys::rfc3339;
 use portcullis::config::Config;
 use portcullis::password::HashingPolicy;
 use portcullis::state::{AwsClients, now};
-use portcullis::store::{ApiKeyStore, ClientStore, RevokedStore, UserStore, api_keys, clients};
+use portcullis::store::{
+    ApiKeyStore, ClientStore, RevokedStore, UserStore, WebStore, api_keys, clients,
+};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -45,10 +47,15 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// Manage OAuth 2.0 clients (client credentials grant).
+    /// Manage OAuth 2.0 clients (client credentials, authorization code, refresh token).
     Client {
         #[command(subcommand)]
         command: ClientCommand,
+    },
+    /// Manage the consents users gave to OAuth clients on the consent page.
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
     },
     /// Manage the signing keys in the secret.
     SigningKey {
@@ -119,6 +126,17 @@ enum KeyCommand {
 }
 
 #[derive(Subcommand)]
+enum ConsentCommand {
+    /// Withdraw a user's consent for a client: the next authorization asks again.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        client: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client; prints its id and secret (the secret only this once).
     Create {
@@ -133,6 +151,14 @@ enum ClientCommand {
         /// Lifetime of its access tokens, such as 15m or 1h (default: ACCESS_TOKEN_TTL_SECONDS).
         #[arg(long)]
         token_ttl: Option<String>,
+        /// Where authorization responses may be sent (repeat for several): https, or http on
+        /// a loopback address; matched exactly. Required for authorization_code.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A public client (browser or native app): no secret; authorization_code (with
+        /// PKCE) and refresh_token only.
+        #[arg(long)]
+        public: bool,
     },
     /// One client per line, starting with its id; never a secret.
     List,
@@ -205,7 +231,8 @@ fn client_json(record: &clients::ClientRecord) -> Value {
         "name": record.name,
         "scopes": record.scopes,
         "grants": record.grants,
-        "redirectUris": [],
+        "redirectUris": record.redirect_uris,
+        "public": record.public,
         "tokenTtl": record.token_ttl,
         "disabled": record.disabled,
         "createdAt": rfc3339(record.created_at),
@@ -333,9 +360,35 @@ async fn run(command: Command) -> Result<Output, String> {
                     .revoke_user(&user.id, now(), config.access_token_ttl + config.jwt_leeway)
                     .await
                     .map_err(|e| e.to_string())?;
+                // Browser sessions end at once (the authorizer reads them per request).
+                WebStore::new(aws.dynamodb.clone(), &config.tables.web_sessions)
+                    .end_user_sessions(&user.id)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok(Output {
                     text: format!("disabled {email}"),
                     json: json!({"email": email, "id": user.id, "disabled": true}),
+                })
+            }
+        },
+        Command::Consent { command } => match command {
+            ConsentCommand::Revoke { email, client } => {
+                let email = normalise(&email)?;
+                let user = users()
+                    .get(&email)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no user {email}"))?;
+                let removed = WebStore::new(aws.dynamodb.clone(), &config.tables.web_sessions)
+                    .delete_consent(&user.id, &client)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !removed {
+                    return Err(format!("{email} has no consent for {client}"));
+                }
+                Ok(Output {
+                    text: format!("consent of {email} for {client} withdrawn"),
+                    json: json!({"email": email, "clientId": client, "revoked": true}),
                 })
             }
         },
@@ -400,6 +453,8 @@ async fn run(command: Command) -> Result<Output, String> {
                 scopes,
                 grants,
                 token_ttl,
+                redirect_uris,
+                public,
             } => {
                 let name = name.trim().to_owned();
                 if name.is_empty() || name.len() > 128 {
@@ -424,17 +479,43 @@ async fn run(command: Command) -> Result<Output, String> {
                     Some(t) if t <= 86_400 => t,
                     Some(_) => return Err("--token-ttl must be at most 1d".into()),
                 };
-                let new = clients::generate(&name, grants, scopes, ttl, now());
+                if redirect_uris.len() > clients::MAX_REDIRECT_URIS {
+                    return Err(format!(
+                        "at most {} --redirect-uri",
+                        clients::MAX_REDIRECT_URIS
+                    ));
+                }
+                for uri in &redirect_uris {
+                    clients::check_redirect_uri(uri)
+                        .map_err(|why| format!("bad --redirect-uri {uri:?}: {why}"))?;
+                }
+                let has = |g: &str| grants.iter().any(|x| x == g);
+                if has(clients::GRANT_AUTHORIZATION_CODE) && redirect_uris.is_empty() {
+                    return Err("authorization_code needs at least one --redirect-uri".into());
+                }
+                if public && has(clients::GRANT_CLIENT_CREDENTIALS) {
+                    return Err("a --public client cannot use client_credentials".into());
+                }
+                let new = clients::generate_with(
+                    &name,
+                    grants,
+                    scopes,
+                    ttl,
+                    redirect_uris,
+                    public,
+                    now(),
+                );
                 oauth_clients()
                     .create(&new.record)
                     .await
                     .map_err(|e| e.to_string())?;
                 let mut doc = client_json(&new.record);
-                doc["clientSecret"] = json!(new.secret);
-                Ok(Output {
-                    text: format!("{}\n{}", new.record.id, new.secret),
-                    json: doc,
-                })
+                let mut text = new.record.id.clone();
+                if let Some(secret) = &new.secret {
+                    doc["clientSecret"] = json!(secret);
+                    text = format!("{text}\n{secret}");
+                }
+                Ok(Output { text, json: doc })
             }
             ClientCommand::List => {
                 let list = oauth_clients().list().await.map_err(|e| e.to_string())?;
@@ -463,6 +544,14 @@ async fn run(command: Command) -> Result<Output, String> {
             }
             ClientCommand::RotateSecret { id, overlap } => {
                 let overlap = overlap.as_deref().map(parse_duration).transpose()?;
+                if oauth_clients()
+                    .get(&id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some_and(|c| c.public)
+                {
+                    return Err(format!("{id} is a public client: it has no secret"));
+                }
                 let secret = oauth_clients()
                     .rotate_secret(&id, overlap.unwrap_or(0), now())
                     .await

@@ -27,7 +27,7 @@ struct TableSpec<'a> {
     ttl: bool,
 }
 
-fn specs(tables: &Tables) -> [TableSpec<'_>; 6] {
+fn specs(tables: &Tables) -> [TableSpec<'_>; 7] {
     [
         TableSpec {
             name: &tables.users,
@@ -70,6 +70,13 @@ fn specs(tables: &Tables) -> [TableSpec<'_>; 6] {
             range: None,
             indexes: &[],
             ttl: false,
+        },
+        TableSpec {
+            name: &tables.web_sessions,
+            hash: "pk",
+            range: None,
+            indexes: &[("byUser", "userId")],
+            ttl: true,
         },
     ]
 }

@@ -1,11 +1,15 @@
 //! The API Gateway Lambda authorizer: REST API `TOKEN` and `REQUEST` events and HTTP API
-//! payload 2.0 events; a Bearer access JWT or an `x-api-key`.
+//! payload 2.0 events; a Bearer access JWT (first-party, or an OAuth `at+jwt`), an
+//! `x-api-key`, or — REQUEST and HTTP API events only — the `web` function's session cookie
+//! (`authType: "session"`; unsafe methods also need `x-csrf-token`).
 //!
 //! Common-path cost: a JWT is verified in memory against the key ring and a revocation set
 //! the container reloads at most every `REVOCATION_REFRESH_SECONDS` (one Query), so a
 //! logged-out token is refused within that window and most requests make NO DynamoDB
 //! request. An API key costs one GetItem, then none for `API_KEY_CACHE_SECONDS` (a bounded
-//! cache of positive results, `apikeys::KeyCache`, never past the key's own expiry).
+//! cache of positive results, `apikeys::KeyCache`, never past the key's own expiry). A
+//! session costs one consistent GetItem per decision (sign-out is immediate), plus a
+//! last-seen write at most once a minute per session.
 //!
 //! Caching by API Gateway: an Allow is always for the whole stage (`apiId/stage/*`), plus an
 //! explicit Deny for every route rule this principal does not satisfy, so the same policy is
@@ -38,21 +42,39 @@ pub enum Principal {
         name: String,
         scopes: Vec<String>,
     },
-    /// An OAuth client with a client-credentials access token.
-    Client { id: String, scopes: Vec<String> },
+    /// An OAuth client: with a client-credentials access token (`user` none), or acting for
+    /// a user who authorized it (authorization code grant: `user` is that user's id).
+    Client {
+        id: String,
+        scopes: Vec<String>,
+        user: Option<String>,
+    },
+    /// A signed-in browser (the `web` function's session cookie).
+    Session {
+        id: String,
+        email: String,
+        role: String,
+    },
 }
 
 impl Principal {
     pub fn principal_id(&self) -> String {
         match self {
-            Self::User { id, .. } | Self::ApiKey { id, .. } => id.clone(),
+            Self::User { id, .. } | Self::ApiKey { id, .. } | Self::Session { id, .. } => {
+                id.clone()
+            }
+            Self::Client {
+                user: Some(user), ..
+            } => user.clone(),
             Self::Client { id, .. } => format!("client:{id}"),
         }
     }
 
     fn satisfies(&self, need: &Requirement) -> bool {
         match (self, need) {
-            (Self::User { role, .. }, Requirement::Role(r)) => role == r,
+            (Self::User { role, .. } | Self::Session { role, .. }, Requirement::Role(r)) => {
+                role == r
+            }
             (Self::ApiKey { scopes, .. } | Self::Client { scopes, .. }, Requirement::Scope(s)) => {
                 scopes.iter().any(|x| x == s)
             }
@@ -78,10 +100,20 @@ impl Principal {
                 ctx.insert("scopes".into(), scopes.join(" ").into());
                 ctx.insert("authType".into(), "apiKey".into());
             }
-            Self::Client { id, scopes } => {
+            Self::Client { id, scopes, user } => {
                 ctx.insert("clientId".into(), id.as_str().into());
+                if let Some(user) = user {
+                    ctx.insert("userId".into(), user.as_str().into());
+                }
                 ctx.insert("scopes".into(), scopes.join(" ").into());
                 ctx.insert("authType".into(), "oauth".into());
+            }
+            Self::Session { id, email, role } => {
+                ctx.insert("userId".into(), id.as_str().into());
+                ctx.insert("email".into(), email.as_str().into());
+                ctx.insert("role".into(), role.as_str().into());
+                ctx.insert("scopes".into(), "".into());
+                ctx.insert("authType".into(), "session".into());
             }
         }
         ctx
@@ -123,7 +155,28 @@ enum EventKind {
 enum Credential {
     Bearer(String),
     ApiKey(String),
+    /// The `web` function's session cookie (REST REQUEST and HTTP API events only).
+    Session(String),
     None,
+}
+
+/// A cookie's value from the event: HTTP API 2.0 carries cookies in `cookies`, REST in the
+/// `Cookie` header.
+fn event_cookie(event: &Value, name: &str) -> Option<String> {
+    let from_array = event
+        .get("cookies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str);
+    let from_header = header(event, "cookie").into_iter();
+    from_array
+        .chain(from_header)
+        .flat_map(|text| text.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn header<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
@@ -220,19 +273,31 @@ impl Authorizer {
             }
         };
         match self.revocation_set(now).await {
-            Ok(set) if set.is_revoked(&claims.jti, &claims.sub, claims.iat) => {
+            // An OAuth token also stops when its client is disabled (an entry under the
+            // client's id), whoever its subject is.
+            Ok(set)
+                if set.is_revoked(&claims.jti, &claims.sub, claims.iat)
+                    || claims
+                        .client_id
+                        .as_deref()
+                        .is_some_and(|c| set.is_revoked(&claims.jti, c, claims.iat)) =>
+            {
                 Decision::Unauthorized
             }
-            Ok(_) if expected == TokenUse::OAuth => Decision::Allow(Principal::Client {
-                scopes: claims
-                    .scope
-                    .unwrap_or_default()
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                id: claims.client_id.unwrap_or_default(),
-            }),
+            Ok(_) if expected == TokenUse::OAuth => {
+                let id = claims.client_id.unwrap_or_default();
+                Decision::Allow(Principal::Client {
+                    scopes: claims
+                        .scope
+                        .unwrap_or_default()
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    user: (claims.sub != id).then_some(claims.sub),
+                    id,
+                })
+            }
             Ok(_) => Decision::Allow(Principal::User {
                 email: claims.email.unwrap_or_default(),
                 role: claims.role.unwrap_or_default(),
@@ -243,6 +308,42 @@ impl Authorizer {
                 Decision::Unavailable
             }
         }
+    }
+
+    /// A browser session: one consistent GetItem (sign-out and sign-out-everywhere take effect
+    /// at once). Unsafe methods also need `x-csrf-token` = the session's CSRF token, which a
+    /// cross-site page can neither read nor compute.
+    async fn authenticate_session(
+        &self,
+        id: &str,
+        event: &Value,
+        method: Option<&str>,
+        now: i64,
+    ) -> Decision {
+        let signed_in = match crate::web::session_of(&self.app, Some(id), now).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Decision::Unauthorized,
+            Err(Error::Unavailable(_) | Error::Internal(_)) => return Decision::Unavailable,
+            Err(_) => return Decision::Unauthorized,
+        };
+        let safe = matches!(method, Some("GET" | "HEAD" | "OPTIONS"));
+        if !safe {
+            let expected = crate::web::csrf_token(&signed_in.id);
+            let presented = header(event, crate::web::CSRF_HEADER).unwrap_or_default();
+            if presented.len() != expected.len()
+                || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    presented.as_bytes(),
+                    expected.as_bytes(),
+                ))
+            {
+                return Decision::Unauthorized;
+            }
+        }
+        Decision::Allow(Principal::Session {
+            id: signed_in.session.user_id,
+            email: signed_in.session.email,
+            role: signed_in.session.role,
+        })
     }
 
     async fn authenticate_key(&self, key: &str, now: i64) -> Decision {
@@ -295,12 +396,24 @@ impl Authorizer {
                 (None, Some(key)) if !key.trim().is_empty() => {
                     Credential::ApiKey(key.trim().to_owned())
                 }
-                _ => Credential::None,
+                _ => event_cookie(event, crate::web::SESSION_COOKIE)
+                    .map_or(Credential::None, Credential::Session),
             },
         };
         let decision = match &credential {
             Credential::Bearer(token) => self.authenticate_jwt(token, now).await,
             Credential::ApiKey(key) => self.authenticate_key(key, now).await,
+            Credential::Session(id) => {
+                // The method of the request itself (the ARN's may be missing).
+                let method = event
+                    .pointer("/requestContext/http/method")
+                    .or_else(|| event.get("httpMethod"))
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_uppercase)
+                    .or_else(|| route.as_ref().map(|r| r.method.clone()));
+                self.authenticate_session(id, event, method.as_deref(), now)
+                    .await
+            }
             Credential::None => Decision::Unauthorized,
         };
         let simple = kind == EventKind::HttpV2

@@ -15,6 +15,7 @@ pub const ENV_VARS: &[&str] = &[
     "RATE_LIMITS_TABLE",
     "REVOKED_TOKENS_TABLE",
     "OAUTH_CLIENTS_TABLE",
+    "WEB_SESSIONS_TABLE",
     "SIGNING_KEYS_SECRET_ID",
     "JWT_ISSUER",
     "JWT_AUDIENCE",
@@ -45,6 +46,9 @@ pub const OPTIONAL_ENV_VARS: &[&str] = &[
     "OAUTH_SCOPES_SUPPORTED",
     "OAUTH_TOKEN_RATE_LIMIT",
     "OAUTH_TOKEN_IP_RATE_LIMIT",
+    "WEB_BASE_URL",
+    "SESSION_IDLE_SECONDS",
+    "SESSION_ABSOLUTE_SECONDS",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +59,8 @@ pub struct Tables {
     pub rate_limits: String,
     pub revoked_tokens: String,
     pub oauth_clients: String,
+    /// Browser sessions, authorization codes and consents (one table, prefixed keys).
+    pub web_sessions: String,
 }
 
 impl Tables {
@@ -67,6 +73,7 @@ impl Tables {
             rate_limits: format!("{prefix}rate-limits"),
             revoked_tokens: format!("{prefix}revoked-tokens"),
             oauth_clients: format!("{prefix}oauth-clients"),
+            web_sessions: format!("{prefix}web-sessions"),
         }
     }
 }
@@ -138,6 +145,13 @@ pub struct Config {
     pub oauth_token_rate_limit: RateLimit,
     /// Token-endpoint requests per source IP (`OAUTH_TOKEN_IP_RATE_LIMIT`, default 300/60).
     pub oauth_token_ip_rate_limit: RateLimit,
+    /// Where the `web` function's pages live (`{base}/auth/signin`, `{base}/oauth/authorize`);
+    /// the OAuth endpoint base by default. Its origin is the one unsafe requests must come from.
+    pub web_base_url: String,
+    /// A browser session ends after this many seconds without a request (`SESSION_IDLE_SECONDS`).
+    pub session_idle: i64,
+    /// ... and this many seconds after sign-in whatever happens (`SESSION_ABSOLUTE_SECONDS`).
+    pub session_absolute: i64,
 }
 
 /// The response format of the authorizer for HTTP API payload 2.0 events (REST API events
@@ -198,6 +212,7 @@ impl Config {
             rate_limits: required("RATE_LIMITS_TABLE")?,
             revoked_tokens: required("REVOKED_TOKENS_TABLE")?,
             oauth_clients: required("OAUTH_CLIENTS_TABLE")?,
+            web_sessions: required("WEB_SESSIONS_TABLE")?,
         };
         let rate_limit = |name: &str, max: u64, window_seconds: i64| match get(name) {
             None => Ok(RateLimit {
@@ -291,6 +306,24 @@ impl Config {
                 .collect(),
             oauth_token_rate_limit: rate_limit("OAUTH_TOKEN_RATE_LIMIT", 60, 60)?,
             oauth_token_ip_rate_limit: rate_limit("OAUTH_TOKEN_IP_RATE_LIMIT", 300, 60)?,
+            web_base_url: match get("WEB_BASE_URL") {
+                Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                    url.trim_end_matches('/').to_owned()
+                }
+                Some(_) => {
+                    return Err(ConfigError(
+                        "WEB_BASE_URL must be an absolute http(s) URL".into(),
+                    ));
+                }
+                // As on API Gateway: the pages live beside the OAuth endpoints.
+                None => get("OAUTH_ENDPOINT_BASE")
+                    .or_else(|| get("JWT_ISSUER"))
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            },
+            session_idle: number("SESSION_IDLE_SECONDS", 1800, 60, 86_400)?,
+            session_absolute: number("SESSION_ABSOLUTE_SECONDS", 43_200, 300, 2_592_000)?,
             refresh_cookie_path: match get("REFRESH_COOKIE_PATH") {
                 None => "/auth".to_owned(),
                 Some(p)
@@ -322,6 +355,7 @@ mod tests {
             ("RATE_LIMITS_TABLE", "l"),
             ("REVOKED_TOKENS_TABLE", "x"),
             ("OAUTH_CLIENTS_TABLE", "c"),
+            ("WEB_SESSIONS_TABLE", "w"),
             ("SIGNING_KEYS_SECRET_ID", "s"),
             ("JWT_ISSUER", "https://issuer.example"),
             ("JWT_AUDIENCE", "api"),

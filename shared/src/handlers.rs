@@ -313,22 +313,32 @@ fn jwks_inner(state: &AppState, req: &Request) -> Result<Response<Body>, Error> 
                 json!(state.tokens.ring().public_algorithms()),
             );
             map.insert("subject_types_supported".into(), json!(["public"]));
+            // The scopes OIDC defines that this server understands, whatever else is listed.
+            let mut scopes = state.config.oauth_scopes_supported.clone();
+            for s in ["openid", "email"] {
+                if !scopes.iter().any(|x| x == s) {
+                    scopes.push(s.to_owned());
+                }
+            }
+            map.insert("scopes_supported".into(), json!(scopes));
             map.insert(
                 "claims_supported".into(),
                 json!([
                     "iss",
-                    "aud",
                     "sub",
+                    "aud",
                     "exp",
                     "iat",
-                    "jti",
-                    "email",
-                    "role",
-                    "token_use",
-                    "client_id",
-                    "scope"
+                    "auth_time",
+                    "nonce",
+                    "at_hash",
+                    "azp",
+                    "email"
                 ]),
             );
+            map.insert("claims_parameter_supported".into(), json!(false));
+            map.insert("request_parameter_supported".into(), json!(false));
+            map.insert("request_uri_parameter_supported".into(), json!(false));
         }
         doc
     } else if path.ends_with("/.well-known/oauth-authorization-server") {

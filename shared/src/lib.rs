@@ -28,5 +28,6 @@ pub mod session;
 pub mod state;
 pub mod store;
 pub mod token;
+pub mod web;
 
 pub use error::Error;

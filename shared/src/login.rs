@@ -137,13 +137,14 @@ fn audit(event: &'static str, email: &str, user_id: Option<&str>, client_ip: &st
     tracing::info!(audit = event, email = %email, user_id = user_id.unwrap_or("-"), client_ip = %client_ip, "login");
 }
 
-/// Log in. `client_ip` is the source IP from the request context; `now` the caller's clock.
-pub async fn login(
+/// Check an email and password with the rate limit and lockout of login: the user when they
+/// match and the account may sign in. Shared by login and the browser sign-in page.
+pub async fn verify_credentials(
     state: &AppState,
     credentials: &Credentials,
     client_ip: &str,
     now: i64,
-) -> Result<LoginOutput, Error> {
+) -> Result<User, Error> {
     let email = normalise_email(&credentials.email)?;
     if credentials.password.is_empty() {
         return Err(Error::validation("password must not be empty"));
@@ -235,7 +236,17 @@ pub async fn login(
             .record_success(&email, upgraded.as_ref())
             .await?;
     }
+    Ok(user)
+}
 
+/// Log in. `client_ip` is the source IP from the request context; `now` the caller's clock.
+pub async fn login(
+    state: &AppState,
+    credentials: &Credentials,
+    client_ip: &str,
+    now: i64,
+) -> Result<LoginOutput, Error> {
+    let user = verify_credentials(state, credentials, client_ip, now).await?;
     let family_id = ids::new_id("fam");
     let (tokens, _) = issue_pair(state, &user, &family_id, now).await?;
     tracing::info!(audit = "login_succeeded", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "login");

@@ -1,7 +1,11 @@
-//! OAuth 2.0 authorization server, machine side: the client credentials grant (RFC 6749
-//! §4.4), token revocation (RFC 7009), token introspection (RFC 7662) and the metadata
-//! document (RFC 8414). Access tokens are JWTs from the same key ring, in the RFC 9068
-//! profile (`typ: at+jwt`, `client_id`, `scope`), so the authorizer verifies them in memory.
+//! OAuth 2.0 authorization server, token side: the client credentials grant (RFC 6749
+//! §4.4), the authorization code grant's exchange with PKCE (§4.1.3, RFC 7636; the
+//! authorization endpoint is the `web` function's), refresh tokens (§6) with rotation and
+//! reuse detection, token revocation (RFC 7009), token introspection (RFC 7662), OpenID
+//! Connect ID tokens and userinfo (OIDC Core §3.1, §5.3) and the metadata document (RFC
+//! 8414). Access tokens are JWTs from the same key ring, in the RFC 9068 profile (`typ:
+//! at+jwt`, `client_id`, `scope`; `sub` is the client or the user), so the authorizer
+//! verifies them in memory.
 //!
 //! These endpoints speak the RFCs' wire format — form bodies in, `{"error",
 //! "error_description"}` out — not the `data`/`error` envelope of the JSON functions.
@@ -11,8 +15,10 @@
 //! IP counter, and the per client one once the client has authenticated: so the write waits
 //! for the read); plus a last-used write at most once per
 //! client per `CLIENT_LAST_USED_INTERVAL` seconds. Introspection: the client and the token's
-//! revocation entry (two GetItems); revocation adds one PutItem. Syntactic errors are
-//! answered before any request.
+//! revocation entry (two GetItems); revocation adds one PutItem. A code exchange: the client
+//! GetItem, the rate-limit write, the code's conditional UpdateItem and the refresh token's
+//! PutItem (4). A refresh: client, rate limit, user GetItem, the rotation transaction (4).
+//! Syntactic errors are answered before any request.
 
 use std::collections::BTreeMap;
 
@@ -24,9 +30,13 @@ use serde_json::{Value, json};
 use crate::error::Error;
 use crate::http::{self, MAX_BODY_BYTES, header_str};
 use crate::state::AppState;
-use crate::store::ClientRecord;
-use crate::store::clients::{CLIENT_ID_PREFIX, GRANT_CLIENT_CREDENTIALS, SUPPORTED_GRANTS};
-use crate::token::{TokenError, TokenUse};
+use crate::store::clients::{
+    CLIENT_ID_PREFIX, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN,
+    SUPPORTED_GRANTS,
+};
+use crate::store::web::{RedeemRefused, Redemption};
+use crate::store::{ClientRecord, RefreshRecord, RefreshStatus};
+use crate::token::{TokenError, TokenUse, UserGrant};
 
 /// At most one last-used write per client per this many seconds.
 pub const CLIENT_LAST_USED_INTERVAL: i64 = 300;
@@ -36,6 +46,8 @@ const MAX_CREDENTIAL_LEN: usize = 256;
 const MAX_SCOPE_LEN: usize = 1024;
 /// The authentication methods of the token, revocation and introspection endpoints.
 pub const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+/// The token endpoint's: also `none`, for public clients (PKCE binds their codes).
+pub const TOKEN_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
 
 /// An OAuth error response (RFC 6749 §5.2, RFC 7009 §2.2.1, RFC 7662 §2.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,10 +303,17 @@ pub fn client_credentials(req: &Request, form: &Form) -> Result<ClientCredential
                 .to_owned(),
             secret: secret.to_owned(),
         },
-        (None, None) => return Err(OAuthError::invalid_client()),
+        // A public client (RFC 6749 §2.1) names itself and proves nothing: PKCE (token
+        // endpoint) or the token itself (revocation) is what binds the request to it.
+        (None, None) => ClientCredentials {
+            id: form
+                .get("client_id")
+                .ok_or_else(OAuthError::invalid_client)?
+                .to_owned(),
+            secret: String::new(),
+        },
     };
     if creds.id.is_empty()
-        || creds.secret.is_empty()
         || creds.id.len() > MAX_CREDENTIAL_LEN
         || creds.secret.len() > MAX_CREDENTIAL_LEN
     {
@@ -343,7 +362,7 @@ pub fn granted_scope(client: &ClientRecord, requested: Option<&str>) -> Result<S
 /// Whether `id` has the shape of a client id (`cl_` + 22 alphanumerics): anything else is
 /// refused without a read, and never written to a log (it may be a secret pasted in the
 /// wrong field).
-fn looks_like_client_id(id: &str) -> bool {
+pub fn looks_like_client_id(id: &str) -> bool {
     id.strip_prefix(CLIENT_ID_PREFIX)
         .is_some_and(|rest| rest.len() == 22 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
@@ -367,9 +386,17 @@ async fn authenticate(
         None
     };
     let disabled = found.as_ref().is_some_and(|c| c.disabled);
+    // A public client must present no secret, a confidential one its secret.
     let verified = found
         .as_ref()
-        .filter(|c| !c.disabled && c.secret_matches(&creds.secret, now))
+        .filter(|c| {
+            !c.disabled
+                && if c.public {
+                    creds.secret.is_empty()
+                } else {
+                    c.secret_matches(&creds.secret, now)
+                }
+        })
         .cloned();
     if count_rate {
         let ip_key = format!("oauth#ip#{client_ip}");
@@ -422,16 +449,31 @@ pub async fn token(
     }
     let client_ip = http::source_ip(req);
     let client = authenticate(state, &creds, &client_ip, true, now).await?;
-    if !client.allows_grant(grant) {
+    if !client.allows_grant(grant) || (client.public && grant == GRANT_CLIENT_CREDENTIALS) {
         return Err(OAuthError::unauthorized_client());
     }
-    let scope = granted_scope(&client, form.get("scope"))?;
-    let issued = match grant {
+    let body = match grant {
         GRANT_CLIENT_CREDENTIALS => {
-            state
-                .tokens
-                .issue_oauth(&client.id, &client.id, &scope, client.token_ttl, now)?
+            let scope = granted_scope(&client, form.get("scope"))?;
+            let issued =
+                state
+                    .tokens
+                    .issue_oauth(&client.id, &client.id, &scope, client.token_ttl, now)?;
+            tracing::info!(audit = "oauth_token_issued", client_id = %client.id, grant = grant, scope = %scope, client_ip = %client_ip, "oauth");
+            let mut body = json!({
+                "access_token": issued.token,
+                "token_type": "Bearer",
+                "expires_in": client.token_ttl,
+            });
+            // RFC 6749 §5.1: the granted scope; a client with no scopes is granted none, so
+            // the member is left out rather than sent empty.
+            if !scope.is_empty() {
+                body["scope"] = json!(scope);
+            }
+            body
         }
+        GRANT_AUTHORIZATION_CODE => code_grant(state, &client, &form, &client_ip, now).await?,
+        GRANT_REFRESH_TOKEN => refresh_grant(state, &client, &form, &client_ip, now).await?,
         _ => return Err(OAuthError::unsupported_grant_type()),
     };
     if client
@@ -445,18 +487,330 @@ pub async fn token(
         // Bookkeeping only: a failed write must not turn a valid client away.
         tracing::warn!(error = %e, client_id = %client.id, "client last-used update failed");
     }
-    tracing::info!(audit = "oauth_token_issued", client_id = %client.id, grant = grant, scope = %scope, client_ip = %client_ip, "oauth");
+    Ok(ok_json(&body))
+}
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new(400, "invalid_grant", description)
+}
+
+fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split(' ').any(|s| s == wanted)
+}
+
+/// What a token response is bound to: the access token's id, the OIDC nonce, the refresh
+/// family.
+struct TokenIds<'a> {
+    jti: String,
+    nonce: Option<&'a str>,
+    family: &'a str,
+}
+
+/// The token response for a user's grant to `client`: an access token (RFC 9068) with `jti`,
+/// an ID token when `openid` was granted, and a refresh token in `family` when the client
+/// may use refresh tokens (its hash stored: one PutItem, or the rotation's transaction
+/// through `store_refresh`).
+async fn user_tokens(
+    state: &AppState,
+    client: &ClientRecord,
+    grant: &UserGrant<'_>,
+    ids: TokenIds<'_>,
+    store_refresh: impl AsyncFnOnce(&RefreshRecord) -> Result<(), OAuthError>,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let TokenIds { jti, nonce, family } = ids;
+    let access = state
+        .tokens
+        .issue_delegated(grant, jti, client.token_ttl, now)?;
     let mut body = json!({
-        "access_token": issued.token,
+        "access_token": access.token,
         "token_type": "Bearer",
         "expires_in": client.token_ttl,
     });
-    // RFC 6749 §5.1: the granted scope; a client with no scopes is granted none, so the
-    // member is left out rather than sent empty.
-    if !scope.is_empty() {
-        body["scope"] = json!(scope);
+    if !grant.scope.is_empty() {
+        body["scope"] = json!(grant.scope);
     }
-    Ok(ok_json(&body))
+    if has_scope(grant.scope, "openid") {
+        body["id_token"] = json!(state.tokens.issue_id_token(
+            grant,
+            nonce,
+            &access.token,
+            has_scope(grant.scope, "email"),
+            now
+        )?);
+    }
+    if client.allows_grant(GRANT_REFRESH_TOKEN) {
+        let refresh = state.tokens.issue_oauth_refresh(grant, family, now)?;
+        store_refresh(&RefreshRecord {
+            token_hash: crate::ids::digest(&refresh.token),
+            user_id: grant.user_id.to_owned(),
+            email: grant.email.to_owned(),
+            family_id: family.to_owned(),
+            status: RefreshStatus::Active,
+            created_at: refresh.claims.iat,
+            expires_at: refresh.claims.exp,
+            spent_at: None,
+        })
+        .await?;
+        body["refresh_token"] = json!(refresh.token);
+    }
+    Ok(body)
+}
+
+/// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5): ONE conditional write
+/// redeems the code only for this client, redirect URI and verifier; a second presentation
+/// revokes what the first one issued (RFC 6749 §4.1.2). DynamoDB: the redemption UpdateItem
+/// and the refresh token's PutItem (after the client read and the rate-limit write).
+async fn code_grant(
+    state: &AppState,
+    client: &ClientRecord,
+    form: &Form,
+    client_ip: &str,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let code = form.require("code")?;
+    let redirect_uri = form.require("redirect_uri")?;
+    let verifier = form.require("code_verifier")?;
+    // RFC 7636 §4.1: 43 to 128 unreserved characters.
+    if !(43..=128).contains(&verifier.len())
+        || !verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    {
+        return Err(invalid_grant("the code_verifier is malformed"));
+    }
+    if code.len() > MAX_CREDENTIAL_LEN {
+        return Err(invalid_grant("the code is invalid"));
+    }
+    let code_hash = crate::ids::digest(code);
+    let jti = crate::ids::new_id("oat");
+    let family = crate::ids::new_id("fam");
+    let challenge = crate::web::s256(verifier);
+    let refreshable = client.allows_grant(GRANT_REFRESH_TOKEN);
+    let redemption = Redemption {
+        client_id: &client.id,
+        redirect_uri,
+        challenge: &challenge,
+        family_id: refreshable.then_some(family.as_str()),
+        access_jti: &jti,
+        access_exp: now + client.token_ttl,
+    };
+    let redeemed = match state.web.redeem_code(&code_hash, &redemption, now).await? {
+        Ok(code) => code,
+        Err(RedeemRefused::Replayed(first)) => {
+            // The code was used before: whoever holds the tokens it bought may be an
+            // attacker. Revoke them (the access token until it expires, the refresh family).
+            if let (Some(jti), Some(exp)) = (&first.access_jti, first.access_exp) {
+                state.revoked.revoke_jti(jti, exp, now).await?;
+            }
+            if let Some(fam) = &first.family_id {
+                state.refresh_tokens.revoke_family(fam, None, now).await?;
+            }
+            tracing::warn!(audit = "authorization_code_replayed", client_id = %client.id, user_id = %first.user_id, client_ip = %client_ip, "oauth");
+            return Err(invalid_grant(
+                "the code is invalid, expired or already used",
+            ));
+        }
+        Err(RedeemRefused::Invalid) => {
+            tracing::info!(audit = "authorization_code_refused", client_id = %client.id, client_ip = %client_ip, "oauth");
+            return Err(invalid_grant(
+                "the code is invalid, expired or already used",
+            ));
+        }
+    };
+    let grant = UserGrant {
+        user_id: &redeemed.user_id,
+        email: &redeemed.email,
+        client_id: &client.id,
+        scope: &redeemed.scope,
+        auth_time: redeemed.auth_time,
+    };
+    let body = user_tokens(
+        state,
+        client,
+        &grant,
+        TokenIds {
+            jti,
+            nonce: redeemed.nonce.as_deref(),
+            family: &family,
+        },
+        async |record| Ok(state.refresh_tokens.put(record).await?),
+        now,
+    )
+    .await?;
+    tracing::info!(audit = "oauth_token_issued", client_id = %client.id, grant = GRANT_AUTHORIZATION_CODE, user_id = %redeemed.user_id, scope = %redeemed.scope, client_ip = %client_ip, "oauth");
+    Ok(body)
+}
+
+/// `grant_type=refresh_token` (RFC 6749 §6): the same single-use rotation and reuse detection
+/// as first-party refresh tokens, for this client's tokens only; `scope` may narrow, never
+/// widen. DynamoDB: the user GetItem and the rotation's TransactWriteItems.
+async fn refresh_grant(
+    state: &AppState,
+    client: &ClientRecord,
+    form: &Form,
+    client_ip: &str,
+    now: i64,
+) -> Result<Value, OAuthError> {
+    let token = form.require("refresh_token")?;
+    let invalid = || invalid_grant("the refresh token is invalid, expired or revoked");
+    let claims = state
+        .verify_token(token, TokenUse::Refresh, now)
+        .await
+        .map_err(|_| invalid())?;
+    let (Some(family), Some(email), Some(granted), Some(auth_time)) = (
+        claims.fam.as_deref(),
+        claims.email.as_deref(),
+        claims.scope.as_deref(),
+        claims.auth_time,
+    ) else {
+        return Err(invalid());
+    };
+    if claims.client_id.as_deref() != Some(client.id.as_str()) {
+        tracing::warn!(audit = "oauth_refresh_foreign_client", client_id = %client.id, client_ip = %client_ip, "oauth");
+        return Err(invalid());
+    }
+    let scope = match form.get("scope") {
+        None => granted.to_owned(),
+        Some(asked) => {
+            let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+            if asked.is_empty() || !asked.iter().all(|s| has_scope(granted, s)) {
+                return Err(OAuthError::invalid_scope(
+                    "a refresh may only narrow the granted scope",
+                ));
+            }
+            granted
+                .split(' ')
+                .filter(|s| asked.contains(s))
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let user = match state.users.get(email).await? {
+        Some(user) if user.id == claims.sub && user.session_allowed(claims.iat) => user,
+        _ => return Err(invalid()),
+    };
+    let grant = UserGrant {
+        user_id: &user.id,
+        email: &user.email,
+        client_id: &client.id,
+        scope: &scope,
+        auth_time,
+    };
+    let old_hash = crate::ids::digest(token);
+    let body = user_tokens(
+        state,
+        client,
+        &grant,
+        TokenIds {
+            jti: crate::ids::new_id("oat"),
+            nonce: None,
+            family,
+        },
+        async |record| {
+            // No grace for third-party clients (RFC 9700 §4.14.2): a replay is reuse.
+            crate::session::rotate_or_revoke(state, &old_hash, record, 0, client_ip, now)
+                .await
+                .map_err(|e| match e {
+                    Error::InvalidRefreshToken => invalid(),
+                    other => other.into(),
+                })
+        },
+        now,
+    )
+    .await?;
+    tracing::info!(audit = "oauth_token_issued", client_id = %client.id, grant = GRANT_REFRESH_TOKEN, user_id = %user.id, client_ip = %client_ip, "oauth");
+    Ok(body)
+}
+
+/// `GET /oauth/userinfo` (OIDC Core §5.3): the user an access token with `openid` was issued
+/// for. DynamoDB: the token's revocation entry, the user and the client (three GetItems,
+/// concurrently): a revoked token, a user signed out everywhere or disabled, and a disabled
+/// client all end it at once.
+pub async fn userinfo(state: &AppState, req: &Request, now: i64) -> Response<Body> {
+    // RFC 6750 §3: the error in the body and in the challenge.
+    let bearer_error = |status: u16, error: &'static str, description: &'static str| {
+        let mut resp = OAuthError::new(status, error, description).response();
+        let challenge = format!(
+            "Bearer realm=\"portcullis\", error=\"{error}\", error_description=\"{description}\""
+        );
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    };
+    if req.method() != Method::GET && req.method() != Method::POST {
+        let mut resp = OAuthError::new(405, "invalid_request", "use GET or POST").response();
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return resp;
+    }
+    let Some(token) = crate::handlers::bearer(req) else {
+        let mut resp =
+            OAuthError::new(401, "invalid_token", "a Bearer access token is required").response();
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"portcullis\""),
+        );
+        return resp;
+    };
+    let claims = match state.verify_token(token, TokenUse::OAuth, now).await {
+        Ok(c) => c,
+        Err(_) => {
+            return bearer_error(
+                401,
+                "invalid_token",
+                "the access token is invalid or expired",
+            );
+        }
+    };
+    let (Some(email), Some(scope)) = (claims.email.as_deref(), claims.scope.as_deref()) else {
+        // A client credentials token: there is no user.
+        return bearer_error(
+            403,
+            "insufficient_scope",
+            "the token was not issued for a user",
+        );
+    };
+    if !has_scope(scope, "openid") {
+        return bearer_error(
+            403,
+            "insufficient_scope",
+            "the token lacks the openid scope",
+        );
+    }
+    let client_id = claims.client_id.as_deref().unwrap_or_default();
+    let (revoked, user, client) = tokio::join!(
+        state.revoked.is_jti_revoked(&claims.jti, claims.exp),
+        state.users.get(email),
+        state.clients.get(client_id)
+    );
+    let (revoked, user, client) = match (revoked, user, client) {
+        (Ok(r), Ok(u), Ok(c)) => (r, u, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return OAuthError::from(e).response();
+        }
+    };
+    let client_live = client.is_some_and(|c| !c.disabled);
+    let user = match user {
+        Some(u)
+            if !revoked && client_live && u.id == claims.sub && u.session_allowed(claims.iat) =>
+        {
+            u
+        }
+        _ => {
+            return bearer_error(
+                401,
+                "invalid_token",
+                "the access token is invalid or expired",
+            );
+        }
+    };
+    let mut body = json!({"sub": user.id});
+    if has_scope(scope, "email") {
+        body["email"] = json!(user.email);
+    }
+    ok_json(&body)
 }
 
 /// Verify an OAuth access token of `client` that is still in force: signature, expiry, the
@@ -508,6 +862,11 @@ pub async fn introspect(
     now: i64,
 ) -> Result<Response<Body>, OAuthError> {
     let (form, client) = token_request(state, req, |_| Ok(()), now).await?;
+    if client.public {
+        // RFC 7662 §2.1: introspection needs an authorized caller; a public client proves
+        // nothing about itself.
+        return Err(OAuthError::invalid_client());
+    }
     let Some(claims) = active_token_of(state, &client, form.require("token")?, now).await? else {
         return Ok(ok_json(&json!({"active": false})));
     };
@@ -545,7 +904,19 @@ pub async fn revoke(
         )),
     };
     let (form, client) = token_request(state, req, hint, now).await?;
-    if let Some(claims) = active_token_of(state, &client, form.require("token")?, now).await? {
+    let token = form.require("token")?;
+    // A refresh token of this client ends its whole family (RFC 7009 §2.1: and SHOULD the
+    // access tokens of the grant, which expire within their short lifetime).
+    if let Ok(claims) = state.verify_token(token, TokenUse::Refresh, now).await
+        && claims.client_id.as_deref() == Some(client.id.as_str())
+        && let Some(family) = claims.fam.as_deref()
+    {
+        let revoked = state
+            .refresh_tokens
+            .revoke_family(family, Some(&crate::ids::digest(token)), now)
+            .await?;
+        tracing::info!(audit = "oauth_refresh_revoked", client_id = %client.id, family_id = %family, revoked, "oauth");
+    } else if let Some(claims) = active_token_of(state, &client, token, now).await? {
         state
             .revoked
             .revoke_jti(&claims.jti, claims.exp, now)
@@ -599,6 +970,8 @@ pub async fn handle(state: &AppState, req: Request, now: i64) -> Response<Body> 
         revoke(state, &req, now).await
     } else if path.ends_with("/oauth/introspect") {
         introspect(state, &req, now).await
+    } else if path.ends_with("/oauth/userinfo") {
+        Ok(userinfo(state, &req, now).await)
     } else {
         Err(OAuthError::new(404, "invalid_request", "no such endpoint"))
     };
@@ -615,12 +988,15 @@ pub fn metadata(config: &crate::config::Config) -> Value {
         "token_endpoint": format!("{base}/oauth/token"),
         "revocation_endpoint": format!("{base}/oauth/revoke"),
         "introspection_endpoint": format!("{base}/oauth/introspect"),
+        "authorization_endpoint": format!("{}/oauth/authorize", config.web_base_url),
+        "userinfo_endpoint": format!("{base}/oauth/userinfo"),
         "grant_types_supported": SUPPORTED_GRANTS,
-        // REQUIRED by RFC 8414 even without an authorization endpoint: there is none yet,
-        // so no response type is supported.
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "token_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": TOKEN_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
     });
     if !config.oauth_scopes_supported.is_empty()

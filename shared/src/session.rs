@@ -40,6 +40,10 @@ pub async fn refresh(
     let (Some(family_id), Some(email)) = (claims.fam.clone(), claims.email.clone()) else {
         return Err(Error::InvalidRefreshToken);
     };
+    if claims.client_id.is_some() {
+        // An OAuth client's refresh token: only that client, at the token endpoint.
+        return Err(Error::InvalidRefreshToken);
+    }
     let user = match state.users.get(&email).await? {
         Some(user) if user.id == claims.sub && user.session_allowed(claims.iat) => user,
         _ => {
@@ -55,36 +59,52 @@ pub async fn refresh(
         .tokens
         .issue_refresh(&user.id, &user.email, &family_id, now)?;
     let record = new_refresh_record(&next, &user, &family_id);
+    let grace = state.config.refresh_reuse_grace;
+    rotate_or_revoke(state, &old_hash, &record, grace, client_ip, now).await?;
+    tracing::info!(audit = "refresh_succeeded", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
+    Ok(Refreshed {
+        tokens: pair(&access, &next),
+        user_id: user.id,
+        family_id,
+    })
+}
+
+/// Spend the refresh token `old_hash` for `next` in one transaction. A spent token presented
+/// again at least `grace` seconds after its rotation revokes its whole family (reuse
+/// detection); every refusal is `InvalidRefreshToken`. Shared by first-party refresh (grace
+/// `REFRESH_REUSE_GRACE_SECONDS`) and the OAuth refresh_token grant (no grace).
+pub(crate) async fn rotate_or_revoke(
+    state: &AppState,
+    old_hash: &str,
+    next: &crate::store::RefreshRecord,
+    grace: i64,
+    client_ip: &str,
+    now: i64,
+) -> Result<(), Error> {
+    let user_id = &next.user_id;
     match state
         .refresh_tokens
-        .rotate(&old_hash, &user.id, &record, now)
+        .rotate(old_hash, user_id, next, now)
         .await?
     {
-        Ok(()) => {
-            tracing::info!(audit = "refresh_succeeded", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
-            Ok(Refreshed {
-                tokens: pair(&access, &next),
-                user_id: user.id,
-                family_id,
-            })
-        }
+        Ok(()) => Ok(()),
         Err(RotateRefused::Spent {
             spent_at,
             family_id,
-        }) if now - spent_at < state.config.refresh_reuse_grace => {
-            tracing::info!(audit = "refresh_race_lost", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
+        }) if now - spent_at < grace => {
+            tracing::info!(audit = "refresh_race_lost", user_id = %user_id, family_id = %family_id, client_ip = %client_ip, "refresh");
             Err(Error::InvalidRefreshToken)
         }
         Err(RotateRefused::Spent { family_id, .. }) => {
             let revoked = state
                 .refresh_tokens
-                .revoke_family(&family_id, &old_hash, now)
+                .revoke_family(&family_id, Some(old_hash), now)
                 .await?;
-            tracing::warn!(audit = "refresh_reuse_detected", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, revoked, "refresh");
+            tracing::warn!(audit = "refresh_reuse_detected", user_id = %user_id, family_id = %family_id, client_ip = %client_ip, revoked, "refresh");
             Err(Error::InvalidRefreshToken)
         }
         Err(reason) => {
-            tracing::info!(audit = "refresh_refused", reason = ?reason, user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "refresh");
+            tracing::info!(audit = "refresh_refused", reason = ?reason, user_id = %user_id, family_id = %next.family_id, client_ip = %client_ip, "refresh");
             Err(Error::InvalidRefreshToken)
         }
     }
@@ -146,7 +166,7 @@ pub async fn logout(
                         // An older token of the session: end the whole session.
                         state
                             .refresh_tokens
-                            .revoke_family(&old.family_id, &hash, now)
+                            .revoke_family(&old.family_id, Some(&hash), now)
                             .await?;
                     }
                 }
@@ -162,6 +182,7 @@ pub async fn logout(
                 state.users.end_sessions(email, now).await?;
             }
             let revoked = state.refresh_tokens.revoke_user(&access.sub, now).await?;
+            let sessions = state.web.end_user_sessions(&access.sub).await?;
             state
                 .revoked
                 .revoke_user(
@@ -174,7 +195,7 @@ pub async fn logout(
                 .revoked
                 .revoke_jti(&access.jti, access.exp + state.config.jwt_leeway, now)
                 .await?;
-            tracing::info!(audit = "logout_all_sessions", user_id = %access.sub, client_ip = %client_ip, revoked, "logout");
+            tracing::info!(audit = "logout_all_sessions", user_id = %access.sub, client_ip = %client_ip, revoked, sessions, "logout");
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use crate::error::{StoreError, StoreErrorKind};
 use crate::keys::KeyRing;
 use crate::password::HashingPolicy;
 use crate::store::{
-    ApiKeyStore, ClientStore, RateLimitStore, RefreshTokenStore, RevokedStore, UserStore,
+    ApiKeyStore, ClientStore, RateLimitStore, RefreshTokenStore, RevokedStore, UserStore, WebStore,
 };
 use crate::token::{Claims, TokenError, TokenService, TokenUse};
 
@@ -201,6 +201,7 @@ pub struct AppState {
     pub revoked: RevokedStore,
     pub api_keys: ApiKeyStore,
     pub clients: ClientStore,
+    pub web: WebStore,
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
     /// Positive API-key results of this container (see `apikeys::KeyCache`).
@@ -260,6 +261,7 @@ impl AppState {
             revoked: RevokedStore::new(aws.dynamodb.clone(), &config.tables.revoked_tokens),
             api_keys: ApiKeyStore::new(aws.dynamodb.clone(), &config.tables.api_keys),
             clients: ClientStore::new(aws.dynamodb.clone(), &config.tables.oauth_clients),
+            web: WebStore::new(aws.dynamodb.clone(), &config.tables.web_sessions),
             tokens,
             hashing,
             key_cache: Arc::default(),

@@ -59,6 +59,26 @@ pub struct Claims {
     /// OAuth access tokens: the granted scopes, space-separated (RFC 9068 §2.2.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// OAuth tokens issued for a user: when the user signed in (RFC 9068 §2.2.1, OIDC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+/// The claims of an OpenID Connect ID token (OIDC Core §2). Its `aud` is the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    pub at_hash: String,
+    pub azp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// Why a token was refused. Callers map it to the error code of their endpoint.
@@ -84,6 +104,16 @@ impl std::fmt::Debug for Issued {
             .field("claims", &self.claims)
             .finish()
     }
+}
+
+/// What a user granted a client: the subject of delegated OAuth tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserGrant<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    pub auth_time: i64,
 }
 
 /// Signs and verifies tokens with the key ring, for one issuer and audience.
@@ -180,6 +210,7 @@ impl TokenService {
             fam: None,
             client_id: None,
             scope: None,
+            auth_time: None,
         })
     }
 
@@ -207,7 +238,100 @@ impl TokenService {
             fam: None,
             client_id: Some(client_id.to_owned()),
             scope: Some(scope.to_owned()),
+            auth_time: None,
         })
+    }
+
+    /// An OAuth access token (RFC 9068) issued to `client_id` to act for a user: `sub` is the
+    /// user, `auth_time` when they signed in.
+    /// `jti` is chosen by the caller (the code redemption records it before signing).
+    pub fn issue_delegated(
+        &self,
+        grant: &UserGrant<'_>,
+        jti: String,
+        ttl: i64,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
+        self.sign(Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: grant.user_id.to_owned(),
+            exp: now + ttl,
+            iat: now,
+            nbf: None,
+            jti,
+            token_use: TokenUse::OAuth,
+            email: Some(grant.email.to_owned()),
+            role: None,
+            fam: None,
+            client_id: Some(grant.client_id.to_owned()),
+            scope: Some(grant.scope.to_owned()),
+            auth_time: Some(grant.auth_time),
+        })
+    }
+
+    /// A refresh token of an OAuth client for a user, in `family`: like a first-party refresh
+    /// token, plus the client, scope and sign-in time it carries on.
+    pub fn issue_oauth_refresh(
+        &self,
+        grant: &UserGrant<'_>,
+        family: &str,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
+        self.sign(Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience_for(TokenUse::Refresh),
+            sub: grant.user_id.to_owned(),
+            exp: now + self.refresh_ttl,
+            iat: now,
+            nbf: None,
+            jti: ids::new_id("rt"),
+            token_use: TokenUse::Refresh,
+            email: Some(grant.email.to_owned()),
+            role: None,
+            fam: Some(family.to_owned()),
+            client_id: Some(grant.client_id.to_owned()),
+            scope: Some(grant.scope.to_owned()),
+            auth_time: Some(grant.auth_time),
+        })
+    }
+
+    /// An OpenID Connect ID token for `grant`, beside `access_token` (whose `at_hash` it
+    /// carries: the left half of its digest by the signing algorithm's hash, OIDC Core
+    /// §3.1.3.6; SHA-512 for Ed25519, as the OpenID errata and panva's libraries do).
+    pub fn issue_id_token(
+        &self,
+        grant: &UserGrant<'_>,
+        nonce: Option<&str>,
+        access_token: &str,
+        with_email: bool,
+        now: i64,
+    ) -> Result<String, crate::Error> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let ring = self.ring();
+        let key = ring.signer();
+        let digest: Vec<u8> = match key.alg {
+            jsonwebtoken::Algorithm::EdDSA => sha2::Sha512::digest(access_token).to_vec(),
+            _ => sha2::Sha256::digest(access_token).to_vec(),
+        };
+        let claims = IdClaims {
+            iss: self.issuer.clone(),
+            sub: grant.user_id.to_owned(),
+            aud: grant.client_id.to_owned(),
+            exp: now + self.access_ttl,
+            iat: now,
+            auth_time: grant.auth_time,
+            nonce: nonce.map(str::to_owned),
+            at_hash: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(&digest[..digest.len() / 2]),
+            azp: grant.client_id.to_owned(),
+            email: with_email.then(|| grant.email.to_owned()),
+        };
+        let mut header = Header::new(key.alg);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, &claims, key.encoding())
+            .map_err(|e| crate::Error::internal(format!("signing failed: {e}")))
     }
 
     pub fn issue_refresh(
@@ -231,6 +355,7 @@ impl TokenService {
             fam: Some(family.to_owned()),
             client_id: None,
             scope: None,
+            auth_time: None,
         })
     }
 
@@ -347,6 +472,56 @@ mod tests {
 
     fn header(svc: &TokenService) -> serde_json::Value {
         serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": svc.ring().signer().kid})
+    }
+
+    #[test]
+    fn id_tokens_are_for_the_client_with_nonce_auth_time_and_at_hash() {
+        use sha2::Digest as _;
+        for (alg, hash_len) in [(Algorithm::EdDSA, 64), (Algorithm::HS256, 32)] {
+            let set = serde_json::json!({"keys": [KeyRing::generate_jwk(alg).unwrap()]});
+            let svc = service_with(KeyRing::from_secret(&set.to_string()).unwrap());
+            let grant = UserGrant {
+                user_id: "usr_1",
+                email: "a@example.com",
+                client_id: "cl_1",
+                scope: "openid email",
+                auth_time: NOW - 100,
+            };
+            let access = svc
+                .issue_delegated(&grant, "oat_x".into(), 600, NOW)
+                .unwrap();
+            assert_eq!(access.claims.sub, "usr_1");
+            assert_eq!(access.claims.client_id.as_deref(), Some("cl_1"));
+            assert_eq!(access.claims.auth_time, Some(NOW - 100));
+            assert_eq!(
+                svc.verify(&access.token, TokenUse::OAuth, NOW).unwrap().jti,
+                "oat_x"
+            );
+            let id = svc
+                .issue_id_token(&grant, Some("n-1"), &access.token, true, NOW)
+                .unwrap();
+            // Not an access token of any kind.
+            for kind in [TokenUse::Access, TokenUse::OAuth, TokenUse::Refresh] {
+                assert!(svc.verify(&id, kind, NOW).is_err(), "{kind:?}");
+            }
+            let payload = id.split('.').nth(1).unwrap();
+            let claims: IdClaims = serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!((claims.aud.as_str(), claims.azp.as_str()), ("cl_1", "cl_1"));
+            assert_eq!(claims.nonce.as_deref(), Some("n-1"));
+            assert_eq!(claims.auth_time, NOW - 100);
+            assert_eq!(claims.email.as_deref(), Some("a@example.com"));
+            let full: Vec<u8> = if hash_len == 64 {
+                sha2::Sha512::digest(&access.token).to_vec()
+            } else {
+                sha2::Sha256::digest(&access.token).to_vec()
+            };
+            assert_eq!(claims.at_hash, b64(&full[..hash_len / 2]));
+        }
     }
 
     #[test]

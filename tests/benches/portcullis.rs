@@ -330,7 +330,11 @@ fn oauth_token_in_process(c: &mut Criterion) {
     let state = in_process_state(&rt, config, &item);
     let basic = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", r.id, client.secret))
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            r.id,
+            client.secret.as_deref().unwrap_or_default()
+        ))
     );
     let request = || {
         lambda_http::http::Request::builder()

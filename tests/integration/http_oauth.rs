@@ -92,11 +92,28 @@ async fn metadata_documents_agree_and_point_at_the_endpoints() {
     );
     assert_eq!(
         oauth["grant_types_supported"],
-        json!(["client_credentials"])
+        json!(["client_credentials", "authorization_code", "refresh_token"])
     );
     assert_eq!(
         oauth["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(
+        oauth["authorization_endpoint"],
+        format!("{}/oauth/authorize", env["WEB_BASE_URL"])
+    );
+    assert_eq!(oauth["userinfo_endpoint"], format!("{base}/oauth/userinfo"));
+    assert_eq!(oauth["response_types_supported"], json!(["code"]));
+    assert_eq!(oauth["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        oauth["authorization_response_iss_parameter_supported"],
+        json!(true)
+    );
+    assert!(
+        oidc["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("openid"))
     );
     // every OAuth member of the RFC 8414 document stands the same in the OpenID one
     for (name, value) in oauth.as_object().unwrap() {

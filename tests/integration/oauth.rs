@@ -6,12 +6,29 @@ use base64::Engine as _;
 use lambda_http::{Body, Request, Response};
 use portcullis::authorizer::Authorizer;
 use portcullis::oauth;
-use portcullis::store::clients::{self, GRANT_CLIENT_CREDENTIALS, NewClient};
+use portcullis::store::ClientRecord;
+use portcullis::store::clients::{self, GRANT_CLIENT_CREDENTIALS};
 use portcullis::token::TokenUse;
 use portcullis_tests::{World, remember_secret};
 use serde_json::{Value, json};
 
 const NOW: i64 = 1_800_000_000;
+
+/// A confidential client as the tests hold it: the record and its secret.
+#[derive(Clone)]
+struct NewClient {
+    secret: String,
+    record: ClientRecord,
+}
+
+impl From<clients::NewClient> for NewClient {
+    fn from(c: clients::NewClient) -> Self {
+        Self {
+            secret: c.secret.expect("a confidential client"),
+            record: c.record,
+        }
+    }
+}
 
 async fn new_client(w: &World, scopes: &[&str], ttl: i64) -> NewClient {
     let new = clients::generate(
@@ -21,6 +38,7 @@ async fn new_client(w: &World, scopes: &[&str], ttl: i64) -> NewClient {
         ttl,
         NOW - 3600,
     );
+    let new = NewClient::from(new);
     remember_secret(&new.secret);
     w.state.clients.create(&new.record).await.unwrap();
     new
@@ -328,6 +346,7 @@ async fn a_client_without_the_grant_is_an_unauthorized_client() {
         600,
         NOW,
     );
+    let new = NewClient::from(new);
     remember_secret(&new.secret);
     w.state.clients.create(&new.record).await.unwrap();
     let a = token_basic(&w, &new, "grant_type=client_credentials", NOW).await;

@@ -22,8 +22,16 @@ pub const CLIENT_SECRET_PREFIX: &str = "cs_";
 
 /// The grants a client may use.
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
-/// Every grant this server implements.
-pub const SUPPORTED_GRANTS: &[&str] = &[GRANT_CLIENT_CREDENTIALS];
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+/// Every grant this server implements (no implicit, no password grant: RFC 9700 §2.1.2, §2.4).
+pub const SUPPORTED_GRANTS: &[&str] = &[
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_REFRESH_TOKEN,
+];
+/// Most redirect URIs one client may register.
+pub const MAX_REDIRECT_URIS: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -41,6 +49,11 @@ pub struct ClientRecord {
     pub disabled: bool,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Where authorization responses may go: compared exactly, character for character.
+    pub redirect_uris: Vec<String>,
+    /// A public client (RFC 6749 §2.1: a browser or native app) has no secret; it may only
+    /// use the authorization code grant (with PKCE, as every client) and refresh tokens.
+    pub public: bool,
 }
 
 fn strings(item: &Item, name: &str) -> Vec<String> {
@@ -71,6 +84,8 @@ impl ClientRecord {
             ("tokenTtl".into(), n(self.token_ttl)),
             ("disabled".into(), AttributeValue::Bool(self.disabled)),
             ("createdAt".into(), n(self.created_at)),
+            ("redirectUris".into(), string_list(&self.redirect_uris)),
+            ("public".into(), AttributeValue::Bool(self.public)),
         ])
     }
 
@@ -88,12 +103,23 @@ impl ClientRecord {
             disabled: get_bool(item, "disabled"),
             created_at: get_n(item, "createdAt", OP)?,
             last_used_at: get_opt_n(item, "lastUsedAt"),
+            redirect_uris: strings(item, "redirectUris"),
+            public: get_bool(item, "public"),
         })
+    }
+
+    /// Whether `uri` is one of the registered redirect URIs, exactly (RFC 9700 §4.1.3: no
+    /// prefix, pattern or normalised matching).
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri)
     }
 
     /// Whether `secret` is this client's current secret, or its previous one while the
     /// overlap lasts. Both digests are compared in constant time, always.
     pub fn secret_matches(&self, secret: &str, now: i64) -> bool {
+        if self.public {
+            return false;
+        }
         let digest = crate::ids::digest(secret);
         let current = digest.as_bytes().ct_eq(self.secret_hash.as_bytes());
         let previous = match (&self.previous_secret_hash, self.previous_secret_expires_at) {
@@ -108,9 +134,10 @@ impl ClientRecord {
     }
 }
 
-/// A freshly made client or secret: the secret in clear (shown once) and the record.
+/// A freshly made client or secret: the secret in clear (shown once; none for a public
+/// client) and the record.
 pub struct NewClient {
-    pub secret: String,
+    pub secret: Option<String>,
     pub record: ClientRecord,
 }
 
@@ -130,7 +157,7 @@ pub fn new_secret() -> String {
     )
 }
 
-/// Make a new client (not stored yet).
+/// Make a new confidential client (not stored yet).
 pub fn generate(
     name: &str,
     grants: Vec<String>,
@@ -138,12 +165,28 @@ pub fn generate(
     token_ttl: i64,
     now: i64,
 ) -> NewClient {
-    let secret = new_secret();
+    generate_with(name, grants, scopes, token_ttl, Vec::new(), false, now)
+}
+
+/// Make a new client with redirect URIs; `public`: no secret.
+pub fn generate_with(
+    name: &str,
+    grants: Vec<String>,
+    scopes: Vec<String>,
+    token_ttl: i64,
+    redirect_uris: Vec<String>,
+    public: bool,
+    now: i64,
+) -> NewClient {
+    let secret = (!public).then(new_secret);
     NewClient {
         record: ClientRecord {
             id: format!("{CLIENT_ID_PREFIX}{}", crate::ids::alphanumeric(22)),
             name: name.to_owned(),
-            secret_hash: crate::ids::digest(&secret),
+            secret_hash: secret
+                .as_deref()
+                .map(crate::ids::digest)
+                .unwrap_or_default(),
             previous_secret_hash: None,
             previous_secret_expires_at: None,
             grants,
@@ -152,9 +195,40 @@ pub fn generate(
             disabled: false,
             created_at: now,
             last_used_at: None,
+            redirect_uris,
+            public,
         },
         secret,
     }
+}
+
+/// Check a redirect URI for registration (RFC 9700 §2.1, RFC 8252 §7.3): absolute, `https`
+/// (or `http` on a loopback address, for native apps and local development), no fragment,
+/// no user info, printable ASCII. Returns why not.
+pub fn check_redirect_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.len() > 512 || !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be at most 512 printable ASCII characters");
+    }
+    if uri.contains('#') {
+        return Err("must not have a fragment");
+    }
+    let rest = if let Some(rest) = uri.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = uri.strip_prefix("http://") {
+        let host = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        if !matches!(host, "127.0.0.1" | "[::1]" | "localhost") {
+            return Err("must use https (http only on a loopback address)");
+        }
+        rest
+    } else {
+        return Err("must be an absolute https URI");
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err("must name a host, without user information");
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -331,6 +405,7 @@ mod tests {
     #[test]
     fn ids_and_secrets_have_their_shapes() {
         let c = client();
+        let secret = c.secret.clone().unwrap();
         assert!(c.record.id.starts_with(CLIENT_ID_PREFIX));
         assert_eq!(c.record.id.len(), 3 + 22);
         assert!(
@@ -338,18 +413,19 @@ mod tests {
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric())
         );
-        assert!(c.secret.starts_with(CLIENT_SECRET_PREFIX));
-        assert_eq!(c.secret.len(), 3 + 43);
+        assert!(secret.starts_with(CLIENT_SECRET_PREFIX));
+        assert_eq!(secret.len(), 3 + 43);
         assert_ne!(c.secret, client().secret);
-        assert_eq!(c.record.secret_hash, crate::ids::digest(&c.secret));
-        assert!(!format!("{c:?}").contains(&c.secret));
+        assert_eq!(c.record.secret_hash, crate::ids::digest(&secret));
+        assert!(!format!("{c:?}").contains(&secret));
     }
 
     #[test]
     fn only_the_current_secret_and_the_previous_within_its_overlap_match() {
         let c = client();
+        let secret = c.secret.clone().unwrap();
         let mut record = c.record.clone();
-        assert!(record.secret_matches(&c.secret, NOW));
+        assert!(record.secret_matches(&secret, NOW));
         assert!(!record.secret_matches("cs_wrong", NOW));
         assert!(!record.secret_matches("", NOW));
         let next = new_secret();
@@ -357,8 +433,60 @@ mod tests {
         record.previous_secret_expires_at = Some(NOW + 60);
         record.secret_hash = crate::ids::digest(&next);
         assert!(record.secret_matches(&next, NOW + 61));
-        assert!(record.secret_matches(&c.secret, NOW + 59));
-        assert!(!record.secret_matches(&c.secret, NOW + 60));
+        assert!(record.secret_matches(&secret, NOW + 59));
+        assert!(!record.secret_matches(&secret, NOW + 60));
+    }
+
+    #[test]
+    fn public_clients_have_no_secret_and_match_none() {
+        let c = generate_with(
+            "spa",
+            vec![GRANT_AUTHORIZATION_CODE.into()],
+            vec![],
+            900,
+            vec!["https://app.example/cb".into()],
+            true,
+            NOW,
+        );
+        assert!(c.secret.is_none());
+        assert!(c.record.secret_hash.is_empty());
+        assert!(!c.record.secret_matches("", NOW));
+        assert!(!c.record.secret_matches(&crate::ids::digest(""), NOW));
+        assert!(c.record.has_redirect_uri("https://app.example/cb"));
+        for near in [
+            "https://app.example/cb/",
+            "https://app.example/cb?x=1",
+            "https://app.example/cb#f",
+            "https://APP.example/cb",
+            "https://app.example/c",
+        ] {
+            assert!(!c.record.has_redirect_uri(near), "{near}");
+        }
+    }
+
+    #[test]
+    fn redirect_uris_are_checked_at_registration() {
+        for good in [
+            "https://app.example/cb",
+            "https://app.example:8443/cb?tenant=1",
+            "http://127.0.0.1:8080/callback",
+            "http://localhost/cb",
+            "http://[::1]:9/cb",
+        ] {
+            assert_eq!(check_redirect_uri(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://app.example/cb",
+            "https://app.example/cb#frag",
+            "https://user@app.example/cb",
+            "https:///cb",
+            "javascript:alert(1)",
+            "/relative",
+            "https://app.example/a b",
+            "http://127.0.0.1.evil.example/cb",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

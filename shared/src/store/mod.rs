@@ -8,6 +8,7 @@ pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod revoked;
 pub mod users;
+pub mod web;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ pub use rate_limits::RateLimitStore;
 pub use refresh_tokens::{RefreshRecord, RefreshStatus, RefreshTokenStore, RotateRefused};
 pub use revoked::{RevocationSet, RevokedStore};
 pub use users::{User, UserStore};
+pub use web::{AuthCode, WebSession, WebStore};
 
 /// The name of the TTL attribute on every table that expires items.
 pub const TTL_ATTRIBUTE: &str = "expiresAt";

@@ -345,17 +345,17 @@ impl RefreshTokenStore {
     }
 
     /// Revoke every token of a login family (reuse detection). Walks the `replacedBy` chain
-    /// from `from_hash` with consistent reads — so the newest token is revoked even while the
-    /// `byFamily` index lags — and then the index for any other member. Returns how many
-    /// tokens it revoked.
+    /// from `from_hash` (when the caller holds a member) with consistent reads — so the
+    /// newest token is revoked even while the `byFamily` index lags — and then the index for
+    /// any other member. Returns how many tokens it revoked.
     pub async fn revoke_family(
         &self,
         family_id: &str,
-        from_hash: &str,
+        from_hash: Option<&str>,
         now: i64,
     ) -> Result<usize, StoreError> {
         let mut revoked = std::collections::HashSet::new();
-        let mut next = Some(from_hash.to_owned());
+        let mut next = from_hash.map(str::to_owned);
         while let Some(hash) = next.take() {
             if revoked.len() >= 10_000 || !revoked.insert(hash.clone()) {
                 break;
