@@ -5,7 +5,7 @@ SHELL := bash
 
 # Every Lambda function (folders under functions/); scripts/check_consistency.py keeps this,
 # template.yaml and events/ in step.
-FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys oauth web
+FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys oauth web mfa
 
 VENV := .venv
 PY := $(VENV)/bin/python

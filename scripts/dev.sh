@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make dev: the local stack in the foreground. moto (DynamoDB + Secrets Manager) on
-# 127.0.0.1:$PORTCULLIS_LOCAL_AWS_PORT, tables + signing secret + a demo user, and
+# 127.0.0.1:$PORTCULLIS_LOCAL_AWS_PORT, tables + signing secret + MFA key + a demo user, and
 # `cargo lambda watch` on 127.0.0.1:$PORTCULLIS_WATCH_PORT. DEV_TLS=1 serves HTTPS with a
 # locally generated certificate. Ctrl-C stops everything it started.
 set -euo pipefail
@@ -109,6 +109,17 @@ $web_note  1. open in a browser, sign in as $demo_email / $demo_password and all
     -d code_verifier=$code_verifier -d code=CODE
   curl -s ${curl_tls}$base/oauth/oauth/userinfo -H 'Authorization: Bearer ACCESS_TOKEN'
   The sign-in page alone: $base/web/auth/signin
+
+Turn on the second factor (TOTP) for the demo user, with ACCESS_TOKEN from the login above and
+CODE from any authenticator app given the secret or QR code (or: oathtool --totp -b SECRET):
+  curl -s ${curl_tls}-X POST $base/mfa/auth/mfa/totp -H 'Authorization: Bearer ACCESS_TOKEN'
+  curl -s ${curl_tls}$base/mfa/auth/mfa/totp/confirm -H 'Authorization: Bearer ACCESS_TOKEN' \\
+    -H 'content-type: application/json' -d '{"code":"CODE"}'
+  Login then answers 401 MFA_REQUIRED with error.challenge; finish it with a later CODE:
+  curl -s ${curl_tls}$base/mfa/auth/login/mfa -H 'content-type: application/json' \\
+    -d '{"challenge":"CHALLENGE","code":"CODE"}'
+  Back to the password alone (with .local/dev.env sourced, as below):
+    target/debug/portcullis user mfa reset --email $demo_email
 
 Or invoke with a sample event:
   cargo lambda invoke login --invoke-address 127.0.0.1 --invoke-port $watch_port --data-file events/login.json

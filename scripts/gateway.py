@@ -40,6 +40,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 # (method, path) -> (function, authorizer function or None). Exact matches only.
 ROUTES = {
     ("GET", "/whoami"): ("whoami", "authorizer"),
+    # The same function behind an "admin" path: scripts/with-stack.sh gives the authorizer the
+    # route rule `GET /admin/*=mfa`, so only a token from a login with a second factor passes.
+    ("GET", "/admin/whoami"): ("whoami", "authorizer"),
 }
 
 REGION = "us-east-1"

@@ -68,8 +68,11 @@ cargo build --quiet --workspace --bins
 export PATH="$venv:$PATH"
 watch() {  # PORT LOG ENV_FILE [TLS ARGS...]
   local port=$1 log=$2 env=$3; shift 3
-  setsid cargo lambda watch -A 127.0.0.1 -P "$port" --ignore-changes --quiet \
-    --concurrency 8 --env-file "$env" "$@" >"$log" 2>&1 &
+  # An admin route that demands a second factor (gateway.py's GET /admin/whoami, http_mfa.rs).
+  # Inherited, not in the env file: cargo lambda's --env-file splits an unquoted value at its
+  # spaces (and `source` runs it), and a quoted one reaches the CLI with its quotes (tests/lib.rs).
+  AUTHORIZER_ROUTE_RULES="GET /admin/*=mfa" setsid cargo lambda watch -A 127.0.0.1 -P "$port" \
+    --ignore-changes --quiet --concurrency 8 --env-file "$env" "$@" >"$log" 2>&1 &
   pids+=($!)
 }
 watch "$watch_port" "$state/watch.log" "$env_file"

@@ -104,6 +104,21 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Manage a user's second factor.
+    Mfa {
+        #[command(subcommand)]
+        command: MfaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MfaCommand {
+    /// Remove a user's TOTP second factor and recovery codes (a lost device): they log in
+    /// with the password alone until they enrol again. Writes an audit event to stderr.
+    Reset {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -338,6 +353,29 @@ async fn run(command: Command) -> Result<Output, String> {
                 Ok(Output {
                     text: format!("unlocked {email}"),
                     json: json!({"email": email, "unlocked": true}),
+                })
+            }
+            UserCommand::Mfa {
+                command: MfaCommand::Reset { email },
+            } => {
+                let email = normalise(&email)?;
+                let store = users();
+                let user = store
+                    .get(&email)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no user {email}"))?;
+                let had = user.mfa.is_active() || user.mfa.totp_pending.is_some();
+                store.reset_mfa(&email).await.map_err(|e| e.to_string())?;
+                // The audit trail of an operator action: one JSON line on stderr (stdout is
+                // the command's answer).
+                eprintln!(
+                    "{}",
+                    json!({"audit": "mfa_reset", "userId": user.id, "email": email, "hadMfa": had, "at": rfc3339(now())})
+                );
+                Ok(Output {
+                    text: format!("second factor of {email} removed"),
+                    json: json!({"email": email, "id": user.id, "mfaReset": true, "hadMfa": had}),
                 })
             }
             UserCommand::Disable { email } => {

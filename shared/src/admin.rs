@@ -107,6 +107,7 @@ pub struct InitReport {
     pub created_tables: Vec<String>,
     pub existing_tables: Vec<String>,
     pub created_secret: bool,
+    pub created_mfa_key: bool,
 }
 
 /// Create every table the configuration names (TTL on, GSIs) and the signing secret (a JWK
@@ -269,6 +270,7 @@ pub async fn create_user(
         disabled: false,
         created_at: now,
         sessions_not_before: None,
+        mfa: Default::default(),
     };
     if !users.create(&user).await? {
         return Err(Error::validation("a user with this email already exists"));
@@ -282,7 +284,37 @@ pub async fn init_from_config(
     config: &Config,
     alg: Algorithm,
 ) -> Result<InitReport, StoreError> {
-    init(aws, &config.tables, &config.signing_keys_secret_id, alg).await
+    let mut report = init(aws, &config.tables, &config.signing_keys_secret_id, alg).await?;
+    report.created_mfa_key = create_mfa_key(aws, &config.mfa_key_secret_id).await?;
+    Ok(report)
+}
+
+/// Create the MFA key's secret (256 random bits, base64) where missing.
+async fn create_mfa_key(aws: &AwsClients, secret_id: &str) -> Result<bool, StoreError> {
+    match aws
+        .secrets
+        .describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+    {
+        Ok(_) => return Ok(false),
+        Err(e) => {
+            let err = StoreError::from_sdk("init.describe_secret", e);
+            if err.kind != StoreErrorKind::NotFound {
+                return Err(err);
+            }
+        }
+    }
+    aws.secrets
+        .create_secret()
+        .name(secret_id)
+        .description("Portcullis MFA key (AES-256-GCM for TOTP secrets, pepper for recovery codes)")
+        .secret_string(crate::totp::MfaKey::generate_secret())
+        .send()
+        .await
+        .map_err(|e| StoreError::from_sdk("init.create_secret", e))?;
+    Ok(true)
 }
 
 fn secret_error(op: &'static str, e: crate::keys::KeyRingError) -> StoreError {

@@ -36,6 +36,8 @@ pub enum Principal {
         id: String,
         email: String,
         role: String,
+        /// Signed in with a second factor (`amr` has `mfa`).
+        mfa: bool,
     },
     ApiKey {
         id: String,
@@ -54,6 +56,7 @@ pub enum Principal {
         id: String,
         email: String,
         role: String,
+        mfa: bool,
     },
 }
 
@@ -75,6 +78,7 @@ impl Principal {
             (Self::User { role, .. } | Self::Session { role, .. }, Requirement::Role(r)) => {
                 role == r
             }
+            (Self::User { mfa, .. } | Self::Session { mfa, .. }, Requirement::Mfa) => *mfa,
             (Self::ApiKey { scopes, .. } | Self::Client { scopes, .. }, Requirement::Scope(s)) => {
                 scopes.iter().any(|x| x == s)
             }
@@ -87,12 +91,18 @@ impl Principal {
         let mut ctx = Map::new();
         ctx.insert("principalId".into(), self.principal_id().into());
         match self {
-            Self::User { id, email, role } => {
+            Self::User {
+                id,
+                email,
+                role,
+                mfa,
+            } => {
                 ctx.insert("userId".into(), id.as_str().into());
                 ctx.insert("email".into(), email.as_str().into());
                 ctx.insert("role".into(), role.as_str().into());
                 ctx.insert("scopes".into(), "".into());
                 ctx.insert("authType".into(), "jwt".into());
+                ctx.insert("mfa".into(), mfa.to_string().into());
             }
             Self::ApiKey { id, name, scopes } => {
                 ctx.insert("keyId".into(), id.as_str().into());
@@ -108,12 +118,18 @@ impl Principal {
                 ctx.insert("scopes".into(), scopes.join(" ").into());
                 ctx.insert("authType".into(), "oauth".into());
             }
-            Self::Session { id, email, role } => {
+            Self::Session {
+                id,
+                email,
+                role,
+                mfa,
+            } => {
                 ctx.insert("userId".into(), id.as_str().into());
                 ctx.insert("email".into(), email.as_str().into());
                 ctx.insert("role".into(), role.as_str().into());
                 ctx.insert("scopes".into(), "".into());
                 ctx.insert("authType".into(), "session".into());
+                ctx.insert("mfa".into(), mfa.to_string().into());
             }
         }
         ctx
@@ -299,6 +315,7 @@ impl Authorizer {
                 })
             }
             Ok(_) => Decision::Allow(Principal::User {
+                mfa: crate::token::Auth::from_amr(claims.amr.as_deref()).is_mfa(),
                 email: claims.email.unwrap_or_default(),
                 role: claims.role.unwrap_or_default(),
                 id: claims.sub,
@@ -343,6 +360,7 @@ impl Authorizer {
             id: signed_in.session.user_id,
             email: signed_in.session.email,
             role: signed_in.session.role,
+            mfa: signed_in.session.mfa,
         })
     }
 
@@ -566,6 +584,7 @@ mod tests {
             id: "usr_1".into(),
             email: "a@example.com".into(),
             role: "admin".into(),
+            mfa: false,
         };
         let key = Principal::ApiKey {
             id: "k1".into(),

@@ -49,6 +49,8 @@ pub const OPTIONAL_ENV_VARS: &[&str] = &[
     "WEB_BASE_URL",
     "SESSION_IDLE_SECONDS",
     "SESSION_ABSOLUTE_SECONDS",
+    "MFA_KEY_SECRET_ID",
+    "MFA_ISSUER",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +154,11 @@ pub struct Config {
     pub session_idle: i64,
     /// ... and this many seconds after sign-in whatever happens (`SESSION_ABSOLUTE_SECONDS`).
     pub session_absolute: i64,
+    /// The secret holding the MFA key (`MFA_KEY_SECRET_ID`; default the signing secret's id +
+    /// `-mfa`).
+    pub mfa_key_secret_id: String,
+    /// The issuer name authenticator apps show (`MFA_ISSUER`, default `Portcullis`).
+    pub mfa_issuer: String,
 }
 
 /// The response format of the authorizer for HTTP API payload 2.0 events (REST API events
@@ -324,6 +331,21 @@ impl Config {
             },
             session_idle: number("SESSION_IDLE_SECONDS", 1800, 60, 86_400)?,
             session_absolute: number("SESSION_ABSOLUTE_SECONDS", 43_200, 300, 2_592_000)?,
+            mfa_key_secret_id: get("MFA_KEY_SECRET_ID").unwrap_or_else(|| {
+                format!(
+                    "{}-mfa",
+                    lookup("SIGNING_KEYS_SECRET_ID").unwrap_or_default().trim()
+                )
+            }),
+            mfa_issuer: match get("MFA_ISSUER") {
+                None => "Portcullis".to_owned(),
+                Some(name) if name.len() <= 64 && !name.contains(':') => name,
+                Some(_) => {
+                    return Err(ConfigError(
+                        "MFA_ISSUER must be at most 64 characters, without ':'".into(),
+                    ));
+                }
+            },
             refresh_cookie_path: match get("REFRESH_COOKIE_PATH") {
                 None => "/auth".to_owned(),
                 Some(p)

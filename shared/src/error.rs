@@ -137,6 +137,20 @@ pub enum Error {
     RateLimited {
         retry_after: i64,
     },
+    /// The password was right; the account has a second factor: finish at `/auth/login/mfa`
+    /// with this challenge.
+    MfaRequired {
+        challenge: String,
+    },
+    /// The login challenge is unknown, expired, used or superseded.
+    InvalidMfaChallenge,
+    /// A wrong, replayed or used TOTP or recovery code.
+    InvalidMfaCode,
+    /// The second factor is not in the state the request needs (409).
+    MfaConflict {
+        code: &'static str,
+        message: &'static str,
+    },
     /// DynamoDB or Secrets Manager unreachable or throttling: answer 503, fail closed.
     Unavailable(String),
     /// Anything else. The text is for the log only.
@@ -163,9 +177,13 @@ impl Error {
             | Self::InvalidRefreshToken
             | Self::MissingApiKey
             | Self::InvalidApiKey
-            | Self::ApiKeyExpired => 401,
+            | Self::ApiKeyExpired
+            | Self::MfaRequired { .. }
+            | Self::InvalidMfaChallenge
+            | Self::InvalidMfaCode => 401,
             Self::InsufficientScope | Self::CsrfRejected => 403,
             Self::NotFound => 404,
+            Self::MfaConflict { .. } => 409,
             Self::MethodNotAllowed { .. } => 405,
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType => 415,
@@ -198,6 +216,10 @@ impl Error {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::AccountLocked { .. } => "ACCOUNT_LOCKED",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::MfaRequired { .. } => "MFA_REQUIRED",
+            Self::InvalidMfaChallenge => "INVALID_MFA_CHALLENGE",
+            Self::InvalidMfaCode => "INVALID_MFA_CODE",
+            Self::MfaConflict { code, .. } => code,
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -230,6 +252,13 @@ impl Error {
                 "the account is locked after too many failed logins".into()
             }
             Self::RateLimited { .. } => "too many requests; retry later".into(),
+            Self::MfaRequired { .. } => {
+                "a second factor is required: send the challenge and a code to /auth/login/mfa"
+                    .into()
+            }
+            Self::InvalidMfaChallenge => "the MFA challenge is invalid, expired or used".into(),
+            Self::InvalidMfaCode => "the code is wrong or was already used".into(),
+            Self::MfaConflict { message, .. } => (*message).into(),
             Self::Unavailable(_) => "the service is temporarily unavailable".into(),
             Self::Internal(_) => "internal error".into(),
         }

@@ -90,7 +90,7 @@ fn with_cookies(mut resp: Response<Body>, cookies: Vec<String>) -> Response<Body
 }
 
 /// In cookie mode, hand the new refresh token (and a new CSRF token) to the browser too.
-fn with_session_cookies(
+pub(crate) fn with_session_cookies(
     state: &AppState,
     resp: Response<Body>,
     refresh_token: &str,

@@ -37,7 +37,11 @@ pub fn error_response(err: &Error) -> Response<Body> {
     if status >= 500 {
         tracing::error!(error = %err, code = err.code(), "request failed");
     }
-    let body = serde_json::json!({"error": {"code": err.code(), "message": err.public_message()}});
+    let mut body =
+        serde_json::json!({"error": {"code": err.code(), "message": err.public_message()}});
+    if let Error::MfaRequired { challenge } = err {
+        body["error"]["challenge"] = serde_json::json!(challenge);
+    }
     let mut builder = base_response(status);
     if let Some(seconds) = err.retry_after() {
         builder = builder.header(header::RETRY_AFTER, seconds.to_string());

@@ -20,6 +20,7 @@ pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod login;
+pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod rotation;
@@ -28,6 +29,7 @@ pub mod session;
 pub mod state;
 pub mod store;
 pub mod token;
+pub mod totp;
 pub mod web;
 
 pub use error::Error;

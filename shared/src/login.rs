@@ -12,7 +12,7 @@ use crate::ids;
 use crate::password::MAX_PASSWORD_BYTES;
 use crate::state::AppState;
 use crate::store::{RefreshRecord, RefreshStatus, User};
-use crate::token::Issued;
+use crate::token::{Auth, Issued};
 
 /// Longest email we accept (RFC 5321 path limit).
 pub const MAX_EMAIL_BYTES: usize = 254;
@@ -99,12 +99,23 @@ pub async fn issue_pair(
     family_id: &str,
     now: i64,
 ) -> Result<(TokenPair, Issued), Error> {
+    issue_pair_as(state, user, family_id, Auth::Password, now).await
+}
+
+/// `issue_pair` for a user who authenticated with `auth` (the tokens carry `amr`/`acr`).
+pub async fn issue_pair_as(
+    state: &AppState,
+    user: &User,
+    family_id: &str,
+    auth: Auth,
+    now: i64,
+) -> Result<(TokenPair, Issued), Error> {
     let access = state
         .tokens
-        .issue_access(&user.id, &user.email, &user.role, now)?;
+        .issue_access_as(&user.id, &user.email, &user.role, auth, now)?;
     let refresh = state
         .tokens
-        .issue_refresh(&user.id, &user.email, family_id, now)?;
+        .issue_refresh_as(&user.id, &user.email, family_id, auth, now)?;
     let record = new_refresh_record(&refresh, user, family_id);
     state.refresh_tokens.put(&record).await?;
     Ok((pair(&access, &refresh), refresh))
@@ -135,6 +146,32 @@ pub(crate) fn pair(access: &Issued, refresh: &Issued) -> TokenPair {
 /// Log a login outcome as a structured audit event (never a password, token or hash).
 fn audit(event: &'static str, email: &str, user_id: Option<&str>, client_ip: &str) {
     tracing::info!(audit = event, email = %email, user_id = user_id.unwrap_or("-"), client_ip = %client_ip, "login");
+}
+
+/// Count one failed attempt against the account (a wrong password or second-factor code):
+/// the lockout locks it at `LOCKOUT_THRESHOLD`.
+pub(crate) async fn count_failure(
+    state: &AppState,
+    user: &User,
+    client_ip: &str,
+    now: i64,
+) -> Result<(), Error> {
+    let threshold = state.config.lockout_threshold;
+    let lock_until = now + state.config.lockout_seconds;
+    // When our own read says this failure reaches the threshold, lock in the same write.
+    let lock_now = user.failed_attempts + 1 >= threshold;
+    let count = state
+        .users
+        .record_failure(&user.email, lock_now.then_some(lock_until))
+        .await?;
+    if count >= threshold && !lock_now {
+        // Concurrent failures pushed the count over the threshold: lock now.
+        state.users.lock(&user.email, lock_until).await?;
+    }
+    if count >= threshold {
+        audit("account_locked", &user.email, Some(&user.id), client_ip);
+    }
+    Ok(())
 }
 
 /// Check an email and password with the rate limit and lockout of login: the user when they
@@ -190,21 +227,7 @@ pub async fn verify_credentials(
         .hashing
         .verify(&credentials.password, &user.password_hash)
     {
-        let threshold = state.config.lockout_threshold;
-        let lock_until = now + state.config.lockout_seconds;
-        // When our own read says this failure reaches the threshold, lock in the same write.
-        let lock_now = user.failed_attempts + 1 >= threshold;
-        let count = state
-            .users
-            .record_failure(&email, lock_now.then_some(lock_until))
-            .await?;
-        if count >= threshold && !lock_now {
-            // Concurrent failures pushed the count over the threshold: lock now.
-            state.users.lock(&email, lock_until).await?;
-        }
-        if count >= threshold {
-            audit("account_locked", &email, Some(&user.id), client_ip);
-        }
+        count_failure(state, &user, client_ip, now).await?;
         audit(
             "login_failed_wrong_password",
             &email,
@@ -247,9 +270,25 @@ pub async fn login(
     now: i64,
 ) -> Result<LoginOutput, Error> {
     let user = verify_credentials(state, credentials, client_ip, now).await?;
+    if user.mfa.is_active() {
+        let challenge = crate::mfa::challenge(state, &user, now).await?;
+        audit("login_mfa_required", &user.email, Some(&user.id), client_ip);
+        return Err(Error::MfaRequired { challenge });
+    }
+    finish_login(state, user, Auth::Password, client_ip, now).await
+}
+
+/// The end of every successful login: a new family, the token pair, the audit event.
+pub async fn finish_login(
+    state: &AppState,
+    user: User,
+    auth: Auth,
+    client_ip: &str,
+    now: i64,
+) -> Result<LoginOutput, Error> {
     let family_id = ids::new_id("fam");
-    let (tokens, _) = issue_pair(state, &user, &family_id, now).await?;
-    tracing::info!(audit = "login_succeeded", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, "login");
+    let (tokens, _) = issue_pair_as(state, &user, &family_id, auth, now).await?;
+    tracing::info!(audit = "login_succeeded", user_id = %user.id, family_id = %family_id, client_ip = %client_ip, mfa = auth.is_mfa(), "login");
     Ok(LoginOutput {
         user: UserView {
             id: user.id,

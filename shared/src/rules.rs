@@ -6,9 +6,12 @@
 pub enum Requirement {
     Role(String),
     Scope(String),
+    /// A second factor at sign-in (`mfa`: the token's `amr` says `mfa`).
+    Mfa,
 }
 
-/// `METHOD /path/pattern=role:R` or `=scope:S`; `*` matches any method or any characters.
+/// `METHOD /path/pattern=role:R`, `=scope:S` or `=mfa`; `*` matches any method or any
+/// characters. Several rules may name one route: each applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteRule {
     pub method: String,
@@ -44,7 +47,7 @@ impl RouteRule {
             .map(|rule| {
                 let (route, need) = rule
                     .split_once('=')
-                    .ok_or_else(|| format!("{rule:?}: expected ROUTE=role:R|scope:S"))?;
+                    .ok_or_else(|| format!("{rule:?}: expected ROUTE=role:R|scope:S|mfa"))?;
                 let (method, path) = route
                     .trim()
                     .split_once(' ')
@@ -53,12 +56,14 @@ impl RouteRule {
                 if !path.starts_with('/') || path.contains(char::is_whitespace) {
                     return Err(format!("{rule:?}: the path must start with /"));
                 }
-                let requirement = match need.trim().split_once(':') {
+                let need = need.trim();
+                let requirement = match need.split_once(':') {
+                    _ if need == "mfa" => Requirement::Mfa,
                     Some(("role", r)) if !r.is_empty() => Requirement::Role(r.to_owned()),
                     Some(("scope", s)) if !s.is_empty() => Requirement::Scope(s.to_owned()),
                     _ => {
                         return Err(format!(
-                            "{rule:?}: the requirement must be role:R or scope:S"
+                            "{rule:?}: the requirement must be role:R, scope:S or mfa"
                         ));
                     }
                 };

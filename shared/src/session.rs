@@ -52,12 +52,14 @@ pub async fn refresh(
         }
     };
     let old_hash = ids::digest(token);
+    // The family keeps how its login authenticated (`amr`, `acr`).
+    let auth = crate::token::Auth::from_amr(claims.amr.as_deref());
     let access = state
         .tokens
-        .issue_access(&user.id, &user.email, &user.role, now)?;
+        .issue_access_as(&user.id, &user.email, &user.role, auth, now)?;
     let next = state
         .tokens
-        .issue_refresh(&user.id, &user.email, &family_id, now)?;
+        .issue_refresh_as(&user.id, &user.email, &family_id, auth, now)?;
     let record = new_refresh_record(&next, &user, &family_id);
     let grace = state.config.refresh_reuse_grace;
     rotate_or_revoke(state, &old_hash, &record, grace, client_ip, now).await?;

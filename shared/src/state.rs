@@ -202,6 +202,8 @@ pub struct AppState {
     pub api_keys: ApiKeyStore,
     pub clients: ClientStore,
     pub web: WebStore,
+    /// The MFA key, read from Secrets Manager on first use (only MFA paths need it).
+    mfa_key: Arc<tokio::sync::OnceCell<Arc<crate::totp::MfaKey>>>,
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
     /// Positive API-key results of this container (see `apikeys::KeyCache`).
@@ -262,6 +264,7 @@ impl AppState {
             api_keys: ApiKeyStore::new(aws.dynamodb.clone(), &config.tables.api_keys),
             clients: ClientStore::new(aws.dynamodb.clone(), &config.tables.oauth_clients),
             web: WebStore::new(aws.dynamodb.clone(), &config.tables.web_sessions),
+            mfa_key: Arc::default(),
             tokens,
             hashing,
             key_cache: Arc::default(),
@@ -270,6 +273,28 @@ impl AppState {
             keys_loaded_at: Arc::new(AtomicI64::new(now())),
             kid_miss_at: Arc::new(AtomicI64::new(i64::MIN / 2)),
         }
+    }
+
+    /// The MFA key: one Secrets Manager read per container, on first use; a failed read is
+    /// retried by the next request (and answered 503 meanwhile: fail closed).
+    pub async fn mfa_key(&self) -> Result<Arc<crate::totp::MfaKey>, crate::Error> {
+        self.mfa_key
+            .get_or_try_init(|| async {
+                let text = self
+                    .aws
+                    .current_secret(&self.config.mfa_key_secret_id)
+                    .await?;
+                crate::totp::MfaKey::from_secret(&text)
+                    .map(Arc::new)
+                    .ok_or_else(|| {
+                        crate::Error::Unavailable(format!(
+                            "the secret {} is not a 32-byte base64 key",
+                            self.config.mfa_key_secret_id
+                        ))
+                    })
+            })
+            .await
+            .cloned()
     }
 
     /// Re-read the signing keys from Secrets Manager and put them in force.

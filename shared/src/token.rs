@@ -20,6 +20,8 @@ pub enum TokenUse {
     /// `scope`), issued by the token endpoint.
     #[serde(rename = "oauth")]
     OAuth,
+    /// The challenge between a login's password step and its second factor.
+    Mfa,
 }
 
 /// The JOSE `typ` of OAuth access tokens (RFC 9068 §2.1). No other Portcullis token has it.
@@ -62,6 +64,58 @@ pub struct Claims {
     /// OAuth tokens issued for a user: when the user signed in (RFC 9068 §2.2.1, OIDC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// How the user authenticated (RFC 8176: `pwd`, `otp`, `mfa`); user tokens only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
+    /// The assurance level reached: `aal1` (password) or `aal2` (password + second factor),
+    /// after NIST SP 800-63B.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+}
+
+/// How a user proved who they are, carried by their tokens (`amr`, `acr`) through refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    /// Password only.
+    #[default]
+    Password,
+    /// Password and a TOTP code.
+    PasswordOtp,
+    /// Password and a recovery code (the second factor, without the device).
+    PasswordRecovery,
+}
+
+impl Auth {
+    pub fn amr(self) -> Vec<String> {
+        let v: &[&str] = match self {
+            Self::Password => &["pwd"],
+            Self::PasswordOtp => &["pwd", "otp", "mfa"],
+            Self::PasswordRecovery => &["pwd", "mfa"],
+        };
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    pub fn acr(self) -> &'static str {
+        match self {
+            Self::Password => "aal1",
+            Self::PasswordOtp | Self::PasswordRecovery => "aal2",
+        }
+    }
+
+    /// Whether a second factor was used.
+    pub fn is_mfa(self) -> bool {
+        self != Self::Password
+    }
+
+    /// Read back from a token's `amr` (absent: password only).
+    pub fn from_amr(amr: Option<&[String]>) -> Self {
+        let has = |x: &str| amr.is_some_and(|a| a.iter().any(|v| v == x));
+        match (has("mfa"), has("otp")) {
+            (true, true) => Self::PasswordOtp,
+            (true, false) => Self::PasswordRecovery,
+            _ => Self::Password,
+        }
+    }
 }
 
 /// The claims of an OpenID Connect ID token (OIDC Core §2). Its `aud` is the client.
@@ -156,6 +210,7 @@ impl TokenService {
         match token_use {
             TokenUse::Access | TokenUse::OAuth => self.audience.clone(),
             TokenUse::Refresh => format!("{}#refresh", self.audience),
+            TokenUse::Mfa => format!("{}#mfa", self.audience),
         }
     }
 
@@ -196,6 +251,18 @@ impl TokenService {
         role: &str,
         now: i64,
     ) -> Result<Issued, crate::Error> {
+        self.issue_access_as(user_id, email, role, Auth::Password, now)
+    }
+
+    /// An access token that says how the user authenticated (`amr`, `acr`).
+    pub fn issue_access_as(
+        &self,
+        user_id: &str,
+        email: &str,
+        role: &str,
+        auth: Auth,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -211,6 +278,8 @@ impl TokenService {
             client_id: None,
             scope: None,
             auth_time: None,
+            amr: Some(auth.amr()),
+            acr: Some(auth.acr().to_owned()),
         })
     }
 
@@ -239,6 +308,8 @@ impl TokenService {
             client_id: Some(client_id.to_owned()),
             scope: Some(scope.to_owned()),
             auth_time: None,
+            amr: None,
+            acr: None,
         })
     }
 
@@ -267,6 +338,8 @@ impl TokenService {
             client_id: Some(grant.client_id.to_owned()),
             scope: Some(grant.scope.to_owned()),
             auth_time: Some(grant.auth_time),
+            amr: None,
+            acr: None,
         })
     }
 
@@ -293,6 +366,8 @@ impl TokenService {
             client_id: Some(grant.client_id.to_owned()),
             scope: Some(grant.scope.to_owned()),
             auth_time: Some(grant.auth_time),
+            amr: None,
+            acr: None,
         })
     }
 
@@ -341,6 +416,18 @@ impl TokenService {
         family: &str,
         now: i64,
     ) -> Result<Issued, crate::Error> {
+        self.issue_refresh_as(user_id, email, family, Auth::Password, now)
+    }
+
+    /// A refresh token that carries how the user authenticated to the tokens it buys.
+    pub fn issue_refresh_as(
+        &self,
+        user_id: &str,
+        email: &str,
+        family: &str,
+        auth: Auth,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
             iss: self.issuer.clone(),
             aud: self.audience_for(TokenUse::Refresh),
@@ -356,6 +443,38 @@ impl TokenService {
             client_id: None,
             scope: None,
             auth_time: None,
+            amr: Some(auth.amr()),
+            acr: Some(auth.acr().to_owned()),
+        })
+    }
+
+    /// A login's second-step challenge (`MFA_REQUIRED`): short-lived, audience
+    /// `JWT_AUDIENCE#mfa` so nothing takes it for another token; single use through the `jti`
+    /// the user item records.
+    pub fn issue_mfa_challenge(
+        &self,
+        user_id: &str,
+        email: &str,
+        ttl: i64,
+        now: i64,
+    ) -> Result<Issued, crate::Error> {
+        self.sign(Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience_for(TokenUse::Mfa),
+            sub: user_id.to_owned(),
+            exp: now + ttl,
+            iat: now,
+            nbf: None,
+            jti: ids::new_id("mfa"),
+            token_use: TokenUse::Mfa,
+            email: Some(email.to_owned()),
+            role: None,
+            fam: None,
+            client_id: None,
+            scope: None,
+            auth_time: None,
+            amr: Some(Auth::Password.amr()),
+            acr: None,
         })
     }
 

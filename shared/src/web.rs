@@ -530,6 +530,9 @@ async fn signin_post(state: &AppState, req: &Request, now: i64) -> Result<Respon
         return Ok(forbidden());
     }
     let return_to = valid_return_to(form.get("return_to"));
+    if let Some(challenge) = form.get("challenge") {
+        return signin_second_step(state, req, &form, challenge, form_token, return_to, now).await;
+    }
     let email = form.get("email").unwrap_or_default().to_owned();
     let credentials = Credentials {
         email: email.clone(),
@@ -541,26 +544,149 @@ async fn signin_post(state: &AppState, req: &Request, now: i64) -> Result<Respon
             let (status, message) = match &e {
                 Error::Validation(_) => (400, "Enter your email address and your password."),
                 Error::InvalidCredentials => (401, "Email or password is wrong."),
-                Error::AccountLocked { .. } => (
-                    423,
-                    "This account is locked after too many failed attempts. Try again later.",
-                ),
-                Error::RateLimited { .. } => (
-                    429,
-                    "Too many sign-in attempts. Wait a few minutes and try again.",
-                ),
-                _ => return Err(e),
+                _ => match refusal(&e) {
+                    Some(r) => r,
+                    None => return Err(e),
+                },
             };
-            let mut resp = fresh_signin_form(status, &base, return_to, &email, Some(message));
-            if let Error::RateLimited { retry_after } | Error::AccountLocked { retry_after } = e
-                && let Ok(v) = HeaderValue::from_str(&retry_after.max(1).to_string())
-            {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Ok(resp);
+            let resp = fresh_signin_form(status, &base, return_to, &email, Some(message));
+            return Ok(with_retry_after(resp, &e));
         }
     };
-    // A new id for every sign-in; the session this browser had before ends.
+    if user.mfa.is_active() {
+        // The password was right; the second step is the code page, bound to this form.
+        let challenge = crate::mfa::challenge(state, &user, now).await?;
+        tracing::info!(audit = "signin_mfa_required", user_id = %user.id, client_ip = %client_ip, "web");
+        return Ok(code_page(
+            200, &base, form_token, return_to, &challenge, None,
+        ));
+    }
+    start_session(state, req, &user, false, return_to, now).await
+}
+
+/// Lockout and rate limiting, as the pages say them.
+fn refusal(e: &Error) -> Option<(u16, &'static str)> {
+    match e {
+        Error::AccountLocked { .. } => Some((
+            423,
+            "This account is locked after too many failed attempts. Try again later.",
+        )),
+        Error::RateLimited { .. } => Some((
+            429,
+            "Too many sign-in attempts. Wait a few minutes and try again.",
+        )),
+        _ => None,
+    }
+}
+
+fn with_retry_after(mut resp: Response<Body>, e: &Error) -> Response<Body> {
+    if let Error::RateLimited { retry_after } | Error::AccountLocked { retry_after } = e
+        && let Ok(v) = HeaderValue::from_str(&(*retry_after).max(1).to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// The second step of sign-in for an account with TOTP: a code from the app, or a
+/// recovery code.
+fn code_page(
+    status: u16,
+    base: &str,
+    csrf: &str,
+    return_to: Option<&str>,
+    challenge: &str,
+    error: Option<&str>,
+) -> Response<Body> {
+    let alert = error
+        .map(|e| format!("<p role=\"alert\" class=\"error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    html(
+        status,
+        "Two-step verification",
+        &format!(
+            "<h1>Two-step verification</h1>\
+<p>Enter the 6-digit code from your authenticator app, or one of your recovery codes.</p>{alert}\
+<form method=\"post\" action=\"{base}/auth/signin\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"return_to\" value=\"{rt}\">\
+<input type=\"hidden\" name=\"challenge\" value=\"{challenge}\">\
+<label for=\"code\">Code</label>\
+<input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus>\
+<button type=\"submit\">Verify</button></form>",
+            base = esc(base),
+            csrf = esc(csrf),
+            rt = esc(return_to.unwrap_or_default()),
+            challenge = esc(challenge),
+        ),
+    )
+}
+
+async fn signin_second_step(
+    state: &AppState,
+    req: &Request,
+    form: &Form,
+    challenge: &str,
+    csrf: &str,
+    return_to: Option<&str>,
+    now: i64,
+) -> Result<Response<Body>, Error> {
+    let base = &state.config.web_base_url;
+    let client_ip = http::source_ip(req);
+    let code = form.get("code").unwrap_or_default().trim();
+    let factor = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        crate::mfa::Factor::Code(code.to_owned())
+    } else {
+        crate::mfa::Factor::Recovery(code.to_owned())
+    };
+    if code.is_empty() || code.len() > 64 || challenge.len() > crate::token::MAX_TOKEN_BYTES {
+        return Ok(code_page(
+            400,
+            base,
+            csrf,
+            return_to,
+            challenge,
+            Some("Enter the code from your app."),
+        ));
+    }
+    match crate::mfa::second_factor(state, challenge, &factor, &client_ip, now).await {
+        Ok((user, auth)) => start_session(state, req, &user, auth.is_mfa(), return_to, now).await,
+        Err(Error::InvalidMfaCode) => Ok(code_page(
+            401,
+            base,
+            csrf,
+            return_to,
+            challenge,
+            Some("That code is wrong or was already used."),
+        )),
+        Err(Error::InvalidMfaChallenge) => Ok(fresh_signin_form(
+            401,
+            base,
+            return_to,
+            "",
+            Some("Your sign-in expired. Sign in again."),
+        )),
+        Err(e) => match refusal(&e) {
+            Some((status, message)) => Ok(with_retry_after(
+                fresh_signin_form(status, base, return_to, "", Some(message)),
+                &e,
+            )),
+            None => Err(e),
+        },
+    }
+}
+
+/// A signed-in browser: a new session (a new id every time; the browser's previous session
+/// ends), its cookies, and on to where it was going.
+async fn start_session(
+    state: &AppState,
+    req: &Request,
+    user: &crate::store::User,
+    mfa: bool,
+    return_to: Option<&str>,
+    now: i64,
+) -> Result<Response<Body>, Error> {
+    let base = &state.config.web_base_url;
     if let Some(old) = request_cookie(req, SESSION_COOKIE).filter(|v| looks_like_token(v))
         && let Err(e) = state.web.delete_session(&crate::ids::digest(&old)).await
     {
@@ -578,11 +704,12 @@ async fn signin_post(state: &AppState, req: &Request, now: i64) -> Result<Respon
             created_at: now,
             last_seen_at: now,
             expires_at: now + absolute,
+            mfa,
         })
         .await?;
-    tracing::info!(audit = "signin_succeeded", user_id = %user.id, client_ip = %client_ip, "web");
+    tracing::info!(audit = "signin_succeeded", user_id = %user.id, mfa, client_ip = %http::source_ip(req), "web");
     Ok(with_cookies(
-        redirect(303, &after_signin(&base, return_to)),
+        redirect(303, &after_signin(base, return_to)),
         &[
             cookie(SESSION_COOKIE, &id, true, absolute),
             cookie(CSRF_COOKIE, &csrf_token(&id), false, absolute),

@@ -174,6 +174,7 @@ impl Lab {
                 c["client_id"] = json!(self.user.id);
                 c["scope"] = json!("");
             }
+            TokenUse::Mfa => c["amr"] = json!(["pwd"]),
         }
         c
     }

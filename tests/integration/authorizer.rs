@@ -171,7 +171,7 @@ async fn every_event_kind_times_every_credential_case() {
         ])
         .await;
         let authz = Authorizer::new(f.w.state.clone());
-        let user_ctx = json!({"principalId": f.user_id, "userId": f.user_id, "email": f.w.state.tokens.verify(&f.valid_jwt, portcullis::token::TokenUse::Access, NOW).unwrap().email.unwrap(), "role": "admin", "scopes": "", "authType": "jwt"});
+        let user_ctx = json!({"principalId": f.user_id, "userId": f.user_id, "email": f.w.state.tokens.verify(&f.valid_jwt, portcullis::token::TokenUse::Access, NOW).unwrap().email.unwrap(), "role": "admin", "scopes": "", "authType": "jwt", "mfa": "false"});
         let key_ctx = json!({"principalId": f.key_id, "keyId": f.key_id, "keyName": "svc", "scopes": "orders:write", "authType": "apiKey"});
         let denied = [
             Cred::Bearer(f.expired_jwt.clone()),

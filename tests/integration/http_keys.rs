@@ -246,7 +246,8 @@ fn event(kind: Kind, cred: &Cred) -> Value {
     ev
 }
 
-/// The exact allow answer of the authorizer for `kind` (no route rules configured).
+/// The Allow of a principal without a second factor. The stack runs with the route rule
+/// `GET /admin/*=mfa` (scripts/with-stack.sh), so IAM answers also carry its Deny.
 fn allowed(kind: Kind, principal_id: &str, context: &Value) -> Value {
     match kind {
         Kind::Http => json!({"isAuthorized": true, "context": context}),
@@ -258,6 +259,10 @@ fn allowed(kind: Kind, principal_id: &str, context: &Value) -> Value {
                     "Action": "execute-api:Invoke",
                     "Effect": "Allow",
                     "Resource": STAGE_WILDCARD,
+                }, {
+                    "Action": "execute-api:Invoke",
+                    "Effect": "Deny",
+                    "Resource": STAGE_WILDCARD.replace("/*", "/GET/admin/*"),
                 }],
             },
             "context": context,
@@ -582,6 +587,7 @@ async fn authorizer_allows_a_real_access_token_in_every_event_kind() {
         "role": "admin",
         "scopes": "",
         "authType": "jwt",
+        "mfa": "false",
     });
     for kind in KINDS {
         let out = invoke_authorizer(kind, &Cred::Bearer(&access)).await;

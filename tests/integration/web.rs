@@ -52,6 +52,7 @@ async fn fixture() -> Fixture {
             created_at: NOW,
             last_seen_at: NOW,
             expires_at: NOW + w.state.config.session_absolute,
+            mfa: false,
         })
         .await
         .unwrap();

@@ -4,9 +4,10 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use super::{Item, get_bool, get_n, get_opt_n, get_s, n, s};
+use super::{Item, get_bool, get_n, get_opt_n, get_opt_s, get_s, n, s};
 use crate::error::{StoreError, StoreErrorKind};
 use crate::password::PasswordHash;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -20,6 +21,37 @@ pub struct User {
     pub created_at: i64,
     /// Refresh tokens issued before this second are void ("log out everywhere").
     pub sessions_not_before: Option<i64>,
+    /// The second factor, when there is one (see `Mfa`).
+    pub mfa: Mfa,
+}
+
+/// A user's TOTP second factor as stored: secrets sealed (`totp::MfaKey`), recovery codes as
+/// keyed digests, the last step a code was accepted for (replay protection), and the `jti`
+/// of the login challenge in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mfa {
+    /// The active secret, sealed.
+    pub totp_secret: Option<String>,
+    /// An enrolment waiting for its first code, sealed.
+    pub totp_pending: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub recovery_codes: Vec<String>,
+    pub challenge: Option<String>,
+}
+
+impl Mfa {
+    pub fn is_active(&self) -> bool {
+        self.totp_secret.is_some()
+    }
+}
+
+/// What proves the second factor in a write that accepts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorProof<'a> {
+    /// A TOTP code for this step: accepted only if no code of this or a later step was.
+    Step(i64),
+    /// A recovery code's digest: accepted only if still unused (and then removed).
+    Recovery(&'a str),
 }
 
 impl User {
@@ -51,6 +83,9 @@ impl User {
         if let Some(at) = self.sessions_not_before {
             item.insert("sessionsNotBefore".into(), n(at));
         }
+        if let Some(sealed) = &self.mfa.totp_secret {
+            item.insert("totpSecret".into(), s(sealed));
+        }
         item
     }
 
@@ -68,6 +103,16 @@ impl User {
             disabled: get_bool(item, "disabled"),
             created_at: get_n(item, "createdAt", OP)?,
             sessions_not_before: get_opt_n(item, "sessionsNotBefore"),
+            mfa: Mfa {
+                totp_secret: get_opt_s(item, "totpSecret"),
+                totp_pending: get_opt_s(item, "totpPending"),
+                totp_last_step: get_opt_n(item, "totpLastStep"),
+                recovery_codes: match item.get("recoveryCodes") {
+                    Some(AttributeValue::Ss(set)) => set.clone(),
+                    _ => Vec::new(),
+                },
+                challenge: get_opt_s(item, "mfaChallenge"),
+            },
         })
     }
 }
@@ -237,6 +282,137 @@ impl UserStore {
         .await
     }
 
+    /// Record the login challenge in force (a newer one voids the older).
+    pub async fn set_mfa_challenge(&self, email: &str, jti: &str) -> Result<bool, StoreError> {
+        self.update_existing(
+            "users.set_mfa_challenge",
+            email,
+            "SET mfaChallenge = :jti",
+            &[(":jti", s(jti))],
+        )
+        .await
+    }
+
+    /// Start an enrolment: a pending sealed secret, unless TOTP is already active.
+    pub async fn set_totp_pending(&self, email: &str, sealed: &str) -> Result<bool, StoreError> {
+        self.update_if(
+            "users.set_totp_pending",
+            email,
+            "SET totpPending = :p",
+            "attribute_exists(email) AND attribute_not_exists(totpSecret)",
+            &[(":p", s(sealed))],
+        )
+        .await
+    }
+
+    /// Finish an enrolment: the pending secret (exactly the one the code was checked against)
+    /// becomes active, with the step of that code and the recovery codes' digests.
+    pub async fn activate_totp(
+        &self,
+        email: &str,
+        pending: &str,
+        step: i64,
+        recovery_digests: &[String],
+    ) -> Result<bool, StoreError> {
+        self.update_if(
+            "users.activate_totp",
+            email,
+            "SET totpSecret = :p, totpLastStep = :step, recoveryCodes = :codes REMOVE totpPending",
+            "totpPending = :p AND attribute_not_exists(totpSecret)",
+            &[
+                (":p", s(pending)),
+                (":step", n(step)),
+                (":codes", AttributeValue::Ss(recovery_digests.to_vec())),
+            ],
+        )
+        .await
+    }
+
+    /// Accept a second factor in ONE conditional write: a TOTP step later than any accepted
+    /// before (a code works once), or an unused recovery code (then removed). With
+    /// `challenge`, also consumes that login challenge (single use) and clears the failure
+    /// count; with `disable`, removes the factor altogether. `false`: refused (replayed code,
+    /// used recovery code, spent or superseded challenge).
+    pub async fn accept_factor(
+        &self,
+        email: &str,
+        proof: FactorProof<'_>,
+        challenge: Option<&str>,
+        disable: bool,
+    ) -> Result<bool, StoreError> {
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        let mut delete = None;
+        let mut conditions = vec!["attribute_exists(totpSecret)".to_owned()];
+        let mut values: Vec<(&str, AttributeValue)> = Vec::new();
+        match proof {
+            FactorProof::Step(step) => {
+                conditions.push(
+                    "(attribute_not_exists(totpLastStep) OR totpLastStep < :step)".to_owned(),
+                );
+                values.push((":step", n(step)));
+                if !disable {
+                    set.push("totpLastStep = :step");
+                }
+            }
+            FactorProof::Recovery(digest) => {
+                conditions.push("contains(recoveryCodes, :code)".to_owned());
+                values.push((":code", s(digest)));
+                values.push((":codes", AttributeValue::Ss(vec![digest.to_owned()])));
+                if !disable {
+                    delete = Some("recoveryCodes :codes");
+                }
+            }
+        }
+        if let Some(jti) = challenge {
+            conditions.push("mfaChallenge = :jti".to_owned());
+            values.push((":jti", s(jti)));
+            values.push((":zero", n(0)));
+            set.push("failedAttempts = :zero");
+            remove.extend(["mfaChallenge", "lockedUntil"]);
+        }
+        if disable {
+            remove.extend([
+                "totpSecret",
+                "totpPending",
+                "totpLastStep",
+                "recoveryCodes",
+                "mfaChallenge",
+            ]);
+            values.retain(|(k, _)| *k != ":codes");
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression.push_str(&format!("SET {} ", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            remove.dedup();
+            expression.push_str(&format!("REMOVE {} ", remove.join(", ")));
+        }
+        if let Some(d) = delete {
+            expression.push_str(&format!("DELETE {d}"));
+        }
+        self.update_if(
+            "users.accept_factor",
+            email,
+            expression.trim(),
+            &conditions.join(" AND "),
+            &values,
+        )
+        .await
+    }
+
+    /// Remove the second factor (operator reset). `false` when there is no such user.
+    pub async fn reset_mfa(&self, email: &str) -> Result<bool, StoreError> {
+        self.update_existing(
+            "users.reset_mfa",
+            email,
+            "REMOVE totpSecret, totpPending, totpLastStep, recoveryCodes, mfaChallenge",
+            &[],
+        )
+        .await
+    }
+
     async fn update_existing(
         &self,
         op: &'static str,
@@ -244,12 +420,24 @@ impl UserStore {
         expression: &str,
         values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
     ) -> Result<bool, StoreError> {
+        self.update_if(op, email, expression, "attribute_exists(email)", values)
+            .await
+    }
+
+    async fn update_if(
+        &self,
+        op: &'static str,
+        email: &str,
+        expression: &str,
+        condition: &str,
+        values: &[(&str, aws_sdk_dynamodb::types::AttributeValue)],
+    ) -> Result<bool, StoreError> {
         let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("email", s(email))
-            .condition_expression("attribute_exists(email)")
+            .condition_expression(condition)
             .update_expression(expression);
         for (name, value) in values {
             request = request.expression_attribute_values(*name, value.clone());

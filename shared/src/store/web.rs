@@ -32,6 +32,8 @@ pub struct WebSession {
     pub last_seen_at: i64,
     /// `created_at` + the absolute timeout (also the TTL).
     pub expires_at: i64,
+    /// Signed in with a second factor.
+    pub mfa: bool,
 }
 
 /// At most one last-seen write per session per this many seconds: the idle timeout is kept
@@ -58,6 +60,7 @@ impl WebSession {
             ("createdAt".into(), n(self.created_at)),
             ("lastSeenAt".into(), n(self.last_seen_at)),
             ("expiresAt".into(), n(self.expires_at)),
+            ("mfa".into(), AttributeValue::Bool(self.mfa)),
         ])
     }
 
@@ -72,6 +75,7 @@ impl WebSession {
             created_at: get_n(item, "createdAt", OP)?,
             last_seen_at: get_n(item, "lastSeenAt", OP)?,
             expires_at: get_n(item, "expiresAt", OP)?,
+            mfa: super::get_bool(item, "mfa"),
         })
     }
 }
@@ -426,6 +430,7 @@ mod tests {
             created_at: 1000,
             last_seen_at: 1000,
             expires_at: 1000 + 3600,
+            mfa: false,
         }
     }
 
