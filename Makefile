@@ -5,7 +5,7 @@ SHELL := bash
 
 # Every Lambda function (folders under functions/); scripts/check_consistency.py keeps this,
 # template.yaml and events/ in step.
-FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys oauth web mfa
+FUNCTIONS := login refresh logout validate-key authorizer whoami jwks rotate-keys oauth web mfa account
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -23,7 +23,7 @@ CARGO_TOOLS := $(CURDIR)/.local/cargo-tools
 SAM_VENV := .local/sam-venv
 SAM := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 
-.PHONY: help tools nextest dev test lint contract build sam deploy bench clean
+.PHONY: help tools nextest dev test lint contract build sam deploy bench bench-enumeration clean
 
 help:
 	@echo "make dev     local stack: emulator + tables + demo user + cargo lambda watch on 127.0.0.1:$(PORTCULLIS_WATCH_PORT)"
@@ -32,6 +32,7 @@ help:
 	@echo "make sam     sam validate --lint + sam build into .local/sam/build (ARCH=arm64|x86_64)"
 	@echo "make deploy  sam build + sam deploy --guided"
 	@echo "make bench   benchmarks"
+	@echo "make bench-enumeration  known vs unknown addresses: register and reset-request timing"
 
 # Python tools (moto server, cargo-lambda, ziglang, cfn-lint), pinned, in a project-local venv.
 $(VENV)/.installed: scripts/requirements.txt
@@ -129,6 +130,12 @@ bench: tools
 	for f in $(FUNCTIONS) floor; do ln -sf $(CURDIR)/target/lambda/$$f/bootstrap $(BENCH_BIN)/$$f; done
 	bash bench/run.sh --portcullis $(BENCH_BIN)/authorizer --floor $(BENCH_BIN)/floor \
 	  --functions $(BENCH_BIN)
+
+# Account enumeration (issue #14): known vs unknown addresses for register and reset-request,
+# 50 interleaved tries each, through the account function URL; prints the table of
+# docs/enumeration.md (a benchmark, not a test: nothing asserts on times).
+bench-enumeration: tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-stack.sh $(PY) bench/enumeration.py
 
 deploy: tools $(SAM_VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build

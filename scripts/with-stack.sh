@@ -50,6 +50,11 @@ env_file="$state/test.env"
   echo "OAUTH_ENDPOINT_BASE=http://127.0.0.1:$watch_port/lambda-url/oauth"
   # The sign-in and consent pages need HTTPS (their __Host- cookies are Secure): the TLS server.
   echo "WEB_BASE_URL=https://127.0.0.1:$tls_port/lambda-url/web"
+  # Self-service accounts, with mail through the emulator's SES (init registers the sender;
+  # the tests read the mail from moto-server.py's /_test/ses/messages).
+  echo "SELF_SIGNUP=on"
+  echo "MAIL_FROM=no-reply@portcullis.test"
+  echo "ACCOUNT_RATE_LIMIT=100000/900"
   # Every OAuth test request comes from 127.0.0.1 too; limits are tested in-process.
   echo "OAUTH_TOKEN_IP_RATE_LIMIT=100000/60"
   # Real production argon2 parameters: the HTTP tests measure the real thing.

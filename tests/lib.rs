@@ -109,6 +109,7 @@ pub async fn clients(counter: &RequestCounter) -> AwsClients {
     AwsClients {
         dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamo_conf),
         secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        sdk,
     }
 }
 
@@ -249,6 +250,22 @@ pub fn https_client() -> reqwest::Client {
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .expect("client")
+}
+
+/// `portcullis user create` through the CLI (the password on stdin, remembered for the log
+/// scan); the new user's id.
+pub fn cli_create_user(email: &str, password: &str, role: &str) -> String {
+    remember_secret(password);
+    let out = cli(
+        &["user", "create", "--email", email, "--role", role],
+        Some(&format!("{password}\n")),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// Run the stack's `portcullis` CLI with the watch environment.

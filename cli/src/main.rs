@@ -104,6 +104,17 @@ enum UserCommand {
         #[arg(long)]
         email: String,
     },
+    /// Mark a user's email address verified (an operator vouches for it).
+    Verify {
+        #[arg(long)]
+        email: String,
+    },
+    /// Print a one-time password-reset link (valid 30 minutes; no mail is sent) for an
+    /// operator to hand over. A newer link voids this one.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
     /// Manage a user's second factor.
     Mfa {
         #[command(subcommand)]
@@ -353,6 +364,39 @@ async fn run(command: Command) -> Result<Output, String> {
                 Ok(Output {
                     text: format!("unlocked {email}"),
                     json: json!({"email": email, "unlocked": true}),
+                })
+            }
+            UserCommand::Verify { email } => {
+                let email = normalise(&email)?;
+                if !users()
+                    .set_verified(&email)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    return Err(format!("no user {email}"));
+                }
+                Ok(Output {
+                    text: format!("verified {email}"),
+                    json: json!({"email": email, "verified": true}),
+                })
+            }
+            UserCommand::ResetPassword { email } => {
+                let link = portcullis::account::operator_reset_link(
+                    &users(),
+                    &config.password_reset_url,
+                    &email,
+                    now(),
+                )
+                .await
+                .map_err(|e| error_text(&e))?
+                .ok_or_else(|| format!("no user {}", email.trim()))?;
+                eprintln!(
+                    "{}",
+                    json!({"audit": "operator_reset_link", "email": email.trim().to_lowercase(), "at": rfc3339(now())})
+                );
+                Ok(Output {
+                    text: link.clone(),
+                    json: json!({"email": email.trim().to_lowercase(), "resetLink": link, "expiresIn": portcullis::account::RESET_TTL}),
                 })
             }
             UserCommand::Mfa {

@@ -108,6 +108,8 @@ pub struct InitReport {
     pub existing_tables: Vec<String>,
     pub created_secret: bool,
     pub created_mfa_key: bool,
+    /// The SES identity registered for `MAIL_FROM`, when it is set.
+    pub mail_identity: Option<String>,
 }
 
 /// Create every table the configuration names (TTL on, GSIs) and the signing secret (a JWK
@@ -205,6 +207,27 @@ async fn create_secret(
     secret_id: &str,
     alg: Algorithm,
 ) -> Result<bool, StoreError> {
+    ensure_secret(
+        aws,
+        secret_id,
+        "Portcullis signing keys (JWK Set; first key signs)",
+        || {
+            let jwk = KeyRing::generate_jwk(alg).map_err(|e| {
+                StoreError::new(StoreErrorKind::Other, "init.generate_key", e.to_string())
+            })?;
+            Ok(serde_json::json!({"keys": [jwk]}).to_string())
+        },
+    )
+    .await
+}
+
+/// Create secret `secret_id` with the value `make` gives, unless it exists. `true`: created.
+async fn ensure_secret(
+    aws: &AwsClients,
+    secret_id: &str,
+    description: &str,
+    make: impl FnOnce() -> Result<String, StoreError>,
+) -> Result<bool, StoreError> {
     match aws
         .secrets
         .describe_secret()
@@ -220,14 +243,11 @@ async fn create_secret(
             }
         }
     }
-    let jwk = KeyRing::generate_jwk(alg)
-        .map_err(|e| StoreError::new(StoreErrorKind::Other, "init.generate_key", e.to_string()))?;
-    let set = serde_json::json!({"keys": [jwk]}).to_string();
     aws.secrets
         .create_secret()
         .name(secret_id)
-        .description("Portcullis signing keys (JWK Set; first key signs)")
-        .secret_string(set)
+        .description(description)
+        .secret_string(make()?)
         .send()
         .await
         .map_err(|e| StoreError::from_sdk("init.create_secret", e))?;
@@ -256,13 +276,23 @@ pub async fn create_user(
             "role must be 1-64 characters of letters, digits, - _ :",
         ));
     }
-    rules.check(password).map_err(Error::WeakPassword)?;
+    rules.check_new(password).map_err(Error::WeakPassword)?;
     let hash = hashing
         .hash(password)
         .map_err(|e| Error::internal(e.to_string()))?;
-    let user = User {
+    let user = new_user(&email, role, hash, now);
+    if !users.create(&user).await? {
+        return Err(Error::validation("a user with this email already exists"));
+    }
+    Ok(user)
+}
+
+/// A new user record (not stored): verified, no second factor. An operator-made account is
+/// verified by whoever made it; self sign-up clears the flag.
+pub fn new_user(email: &str, role: &str, hash: crate::password::PasswordHash, now: i64) -> User {
+    User {
         id: ids::new_id("usr"),
-        email,
+        email: email.to_owned(),
         role: role.to_owned(),
         password_hash: hash,
         failed_attempts: 0,
@@ -271,11 +301,12 @@ pub async fn create_user(
         created_at: now,
         sessions_not_before: None,
         mfa: Default::default(),
-    };
-    if !users.create(&user).await? {
-        return Err(Error::validation("a user with this email already exists"));
+        email_verified: true,
+        verify_token_hash: None,
+        verify_expires_at: None,
+        reset_token_hash: None,
+        reset_expires_at: None,
     }
-    Ok(user)
 }
 
 /// `init` for a loaded configuration.
@@ -286,35 +317,48 @@ pub async fn init_from_config(
 ) -> Result<InitReport, StoreError> {
     let mut report = init(aws, &config.tables, &config.signing_keys_secret_id, alg).await?;
     report.created_mfa_key = create_mfa_key(aws, &config.mfa_key_secret_id).await?;
+    if !config.mail_from.is_empty() {
+        report.mail_identity = Some(create_mail_identity(aws, &config.mail_from).await?);
+    }
     Ok(report)
+}
+
+/// Register `MAIL_FROM`'s address as an SES identity where missing (locally the emulator
+/// verifies it at once; on AWS this starts the verification SES then asks the owner for).
+async fn create_mail_identity(aws: &AwsClients, from: &str) -> Result<String, StoreError> {
+    let address = from
+        .rsplit_once('<')
+        .map_or(from, |(_, rest)| rest.trim_end_matches('>'))
+        .trim()
+        .to_owned();
+    let ses = aws_sdk_sesv2::Client::new(&aws.sdk);
+    match ses
+        .create_email_identity()
+        .email_identity(&address)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(address),
+        Err(e) => {
+            let code = aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e).map(str::to_owned);
+            if code.as_deref() == Some("AlreadyExistsException") {
+                Ok(address)
+            } else {
+                Err(StoreError::from_sdk("init.create_email_identity", e))
+            }
+        }
+    }
 }
 
 /// Create the MFA key's secret (256 random bits, base64) where missing.
 async fn create_mfa_key(aws: &AwsClients, secret_id: &str) -> Result<bool, StoreError> {
-    match aws
-        .secrets
-        .describe_secret()
-        .secret_id(secret_id)
-        .send()
-        .await
-    {
-        Ok(_) => return Ok(false),
-        Err(e) => {
-            let err = StoreError::from_sdk("init.describe_secret", e);
-            if err.kind != StoreErrorKind::NotFound {
-                return Err(err);
-            }
-        }
-    }
-    aws.secrets
-        .create_secret()
-        .name(secret_id)
-        .description("Portcullis MFA key (AES-256-GCM for TOTP secrets, pepper for recovery codes)")
-        .secret_string(crate::totp::MfaKey::generate_secret())
-        .send()
-        .await
-        .map_err(|e| StoreError::from_sdk("init.create_secret", e))?;
-    Ok(true)
+    ensure_secret(
+        aws,
+        secret_id,
+        "Portcullis MFA key (AES-256-GCM for TOTP secrets, pepper for recovery codes)",
+        || Ok(crate::totp::MfaKey::generate_secret()),
+    )
+    .await
 }
 
 fn secret_error(op: &'static str, e: crate::keys::KeyRingError) -> StoreError {

@@ -51,6 +51,15 @@ pub const OPTIONAL_ENV_VARS: &[&str] = &[
     "SESSION_ABSOLUTE_SECONDS",
     "MFA_KEY_SECRET_ID",
     "MFA_ISSUER",
+    "SELF_SIGNUP",
+    "REQUIRE_VERIFIED_EMAIL",
+    "MAIL_FROM",
+    "MAIL_PRODUCT_NAME",
+    "VERIFY_EMAIL_URL",
+    "PASSWORD_RESET_URL",
+    "ACCOUNT_RATE_LIMIT",
+    "ACCOUNT_EMAIL_RATE_LIMIT",
+    "ACCOUNT_RESPONSE_FLOOR_MS",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +168,25 @@ pub struct Config {
     pub mfa_key_secret_id: String,
     /// The issuer name authenticator apps show (`MFA_ISSUER`, default `Portcullis`).
     pub mfa_issuer: String,
+    /// `SELF_SIGNUP` (off): whether `POST /auth/register` is open.
+    pub self_signup: bool,
+    /// `REQUIRE_VERIFIED_EMAIL` (on): self-registered accounts log in once verified.
+    pub require_verified_email: bool,
+    /// `MAIL_FROM`: the SES sender (a verified identity); empty: mail is unavailable.
+    pub mail_from: String,
+    /// `MAIL_PRODUCT_NAME` (Portcullis): the name the mails use.
+    pub mail_product_name: String,
+    /// `VERIFY_EMAIL_URL`: the link in verification mails; `{token}` is replaced.
+    pub verify_email_url: String,
+    /// `PASSWORD_RESET_URL`: the link in reset mails; `{token}` is replaced.
+    pub password_reset_url: String,
+    /// Register / resend / reset requests per source IP (`ACCOUNT_RATE_LIMIT`, 20/900).
+    pub account_ip_rate_limit: RateLimit,
+    /// ... and per email address (`ACCOUNT_EMAIL_RATE_LIMIT`, 3/900).
+    pub account_email_rate_limit: RateLimit,
+    /// Register, resend and reset requests answer no sooner than this (milliseconds), so the
+    /// work that differs between known and unknown addresses cannot show in the time.
+    pub account_response_floor_ms: u64,
 }
 
 /// The response format of the authorizer for HTTP API payload 2.0 events (REST API events
@@ -231,6 +259,37 @@ impl Config {
             }),
         };
         let login_rate_limit = rate_limit("LOGIN_RATE_LIMIT", 5, 900)?;
+        let switch = |name: &str, default: bool| match get(name)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None => Ok(default),
+            Some("on" | "true" | "1" | "yes") => Ok(true),
+            Some("off" | "false" | "0" | "no") => Ok(false),
+            Some(_) => Err(ConfigError(format!("{name} must be on or off"))),
+        };
+        // Mail links: an absolute URL with `{token}`; by default a page beside the web pages
+        // (the token after `#`, so it never reaches a server log or a Referer).
+        let link_template = |name: &str, default_path: &str| match get(name) {
+            Some(url)
+                if (url.starts_with("https://") || url.starts_with("http://"))
+                    && url.contains("{token}") =>
+            {
+                Ok(url)
+            }
+            Some(_) => Err(ConfigError(format!(
+                "{name} must be an absolute http(s) URL containing {{token}}"
+            ))),
+            None => Ok(format!(
+                "{}{default_path}",
+                get("WEB_BASE_URL")
+                    .or_else(|| get("OAUTH_ENDPOINT_BASE"))
+                    .or_else(|| get("JWT_ISSUER"))
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+            )),
+        };
         let refresh_cookie = match get("REFRESH_COOKIE")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -337,6 +396,18 @@ impl Config {
                     lookup("SIGNING_KEYS_SECRET_ID").unwrap_or_default().trim()
                 )
             }),
+            self_signup: switch("SELF_SIGNUP", false)?,
+            require_verified_email: switch("REQUIRE_VERIFIED_EMAIL", true)?,
+            mail_from: get("MAIL_FROM").unwrap_or_default(),
+            mail_product_name: get("MAIL_PRODUCT_NAME").unwrap_or_else(|| "Portcullis".into()),
+            verify_email_url: link_template("VERIFY_EMAIL_URL", "/verify-email#token={token}")?,
+            password_reset_url: link_template(
+                "PASSWORD_RESET_URL",
+                "/reset-password#token={token}",
+            )?,
+            account_ip_rate_limit: rate_limit("ACCOUNT_RATE_LIMIT", 20, 900)?,
+            account_email_rate_limit: rate_limit("ACCOUNT_EMAIL_RATE_LIMIT", 3, 900)?,
+            account_response_floor_ms: number("ACCOUNT_RESPONSE_FLOOR_MS", 400, 0, 10_000)? as u64,
             mfa_issuer: match get("MFA_ISSUER") {
                 None => "Portcullis".to_owned(),
                 Some(name) if name.len() <= 64 && !name.contains(':') => name,

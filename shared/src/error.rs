@@ -151,6 +151,10 @@ pub enum Error {
         code: &'static str,
         message: &'static str,
     },
+    /// A verification or reset link that is invalid, expired or used.
+    InvalidLink,
+    /// The password was right, but the address is not verified yet.
+    EmailNotVerified,
     /// DynamoDB or Secrets Manager unreachable or throttling: answer 503, fail closed.
     Unavailable(String),
     /// Anything else. The text is for the log only.
@@ -169,7 +173,10 @@ impl Error {
     /// The HTTP status of the contract.
     pub fn status(&self) -> u16 {
         match self {
-            Self::Validation(_) | Self::MissingRefreshToken | Self::WeakPassword(_) => 400,
+            Self::Validation(_)
+            | Self::MissingRefreshToken
+            | Self::WeakPassword(_)
+            | Self::InvalidLink => 400,
             Self::InvalidCredentials
             | Self::MissingToken
             | Self::InvalidToken
@@ -181,7 +188,7 @@ impl Error {
             | Self::MfaRequired { .. }
             | Self::InvalidMfaChallenge
             | Self::InvalidMfaCode => 401,
-            Self::InsufficientScope | Self::CsrfRejected => 403,
+            Self::InsufficientScope | Self::CsrfRejected | Self::EmailNotVerified => 403,
             Self::NotFound => 404,
             Self::MfaConflict { .. } => 409,
             Self::MethodNotAllowed { .. } => 405,
@@ -220,6 +227,8 @@ impl Error {
             Self::InvalidMfaChallenge => "INVALID_MFA_CHALLENGE",
             Self::InvalidMfaCode => "INVALID_MFA_CODE",
             Self::MfaConflict { code, .. } => code,
+            Self::InvalidLink => "INVALID_LINK",
+            Self::EmailNotVerified => "EMAIL_NOT_VERIFIED",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -259,6 +268,10 @@ impl Error {
             Self::InvalidMfaChallenge => "the MFA challenge is invalid, expired or used".into(),
             Self::InvalidMfaCode => "the code is wrong or was already used".into(),
             Self::MfaConflict { message, .. } => (*message).into(),
+            Self::InvalidLink => "the link is invalid, expired or already used".into(),
+            Self::EmailNotVerified => {
+                "confirm your email address first (see the mail we sent)".into()
+            }
             Self::Unavailable(_) => "the service is temporarily unavailable".into(),
             Self::Internal(_) => "internal error".into(),
         }

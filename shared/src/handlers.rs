@@ -293,14 +293,8 @@ pub async fn jwks(state: &AppState, req: Request, _now: i64) -> Response<Body> {
 }
 
 fn jwks_inner(state: &AppState, req: &Request) -> Result<Response<Body>, Error> {
-    use lambda_http::RequestExt as _;
-    let path = req.raw_http_path().to_owned();
-    let path = if path.is_empty() {
-        req.uri().path().to_owned()
-    } else {
-        path
-    };
-    let path = path.trim_end_matches('/');
+    let path = http::route_path(req);
+    let path = path.as_str();
     let document = if path.ends_with("/.well-known/jwks.json") {
         require_method(req, Method::GET, "GET")?;
         state.tokens.ring().public_jwks()

@@ -63,6 +63,20 @@ pub fn error_response(err: &Error) -> Response<Body> {
     finish(builder, Body::Text(body.to_string()))
 }
 
+/// The request's path as the function was invoked with it (API Gateway's raw path, else the
+/// URI's), without a trailing slash: multi-route functions match on its ending, so the same
+/// code serves `/oauth/token` behind API Gateway and `/lambda-url/oauth/oauth/token` locally.
+pub fn route_path(req: &Request) -> String {
+    use lambda_http::RequestExt as _;
+    let raw = req.raw_http_path();
+    let path = if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
+    };
+    path.trim_end_matches('/').to_owned()
+}
+
 /// `200 {"data": ...}`.
 pub fn data_response(status: u16, data: &impl Serialize) -> Response<Body> {
     match serde_json::to_string(&serde_json::json!({"data": data})) {

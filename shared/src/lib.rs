@@ -9,9 +9,11 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod account;
 pub mod admin;
 pub mod apikeys;
 pub mod authorizer;
+pub mod breached;
 pub mod config;
 pub mod cookies;
 pub mod error;
@@ -20,6 +22,7 @@ pub mod http;
 pub mod ids;
 pub mod keys;
 pub mod login;
+pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod password;

@@ -241,6 +241,16 @@ pub async fn verify_credentials(
         audit("login_refused_disabled", &email, Some(&user.id), client_ip);
         return Err(Error::InvalidCredentials);
     }
+    if !user.email_verified && state.config.require_verified_email {
+        // Only after the right password: this says nothing to someone who lacks it.
+        audit(
+            "login_refused_unverified",
+            &email,
+            Some(&user.id),
+            client_ip,
+        );
+        return Err(Error::EmailNotVerified);
+    }
 
     let upgraded = if state.hashing.needs_rehash(&user.password_hash) {
         match state.hashing.hash(&credentials.password) {

@@ -358,15 +358,7 @@ async fn login_mfa(
 
 /// The `mfa` function: one handler for its routes, chosen by the path's ending and method.
 pub async fn handle(state: &AppState, req: Request, now: i64) -> Response<Body> {
-    use lambda_http::RequestExt as _;
-    let raw = req.raw_http_path();
-    let path = if raw.is_empty() {
-        req.uri().path()
-    } else {
-        raw
-    }
-    .trim_end_matches('/')
-    .to_owned();
+    let path = crate::http::route_path(&req);
     let method = req.method().clone();
     let result = if path.ends_with("/auth/login/mfa") {
         match method {

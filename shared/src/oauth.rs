@@ -955,15 +955,7 @@ pub async fn disable_client(
 /// The `oauth` function: one handler for the OAuth endpoints, chosen by the path's ending
 /// (`.../oauth/token`, `.../oauth/revoke`, `.../oauth/introspect`).
 pub async fn handle(state: &AppState, req: Request, now: i64) -> Response<Body> {
-    use lambda_http::RequestExt as _;
-    let raw = req.raw_http_path();
-    let path = if raw.is_empty() {
-        req.uri().path()
-    } else {
-        raw
-    }
-    .trim_end_matches('/')
-    .to_owned();
+    let path = crate::http::route_path(&req);
     let result = if path.ends_with("/oauth/token") {
         token(state, &req, now).await
     } else if path.ends_with("/oauth/revoke") {

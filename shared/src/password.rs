@@ -19,7 +19,7 @@ pub enum HashProfile {
 }
 
 /// The policy new passwords must meet unless `PASSWORD_POLICY` says otherwise.
-pub const DEFAULT_POLICY: &str = "min=8,upper,lower,digit,special";
+pub const DEFAULT_POLICY: &str = "min=8,max=128";
 
 /// A stored argon2 hash in PHC form. Its `Debug` never prints the material.
 #[derive(Clone, PartialEq, Eq)]
@@ -181,15 +181,19 @@ pub struct PasswordRules {
     pub special: bool,
 }
 
+/// The default follows NIST SP 800-63B §3.1.1.2: at least 8 characters, up to 128 (every
+/// character allowed, spaces included), NO composition rules (they push people to
+/// `Password1!`), and the list of common and breached passwords (`check_new`) instead.
+/// `PASSWORD_POLICY` can add composition rules for deployments that must have them.
 impl Default for PasswordRules {
     fn default() -> Self {
         Self {
             min_len: 8,
             max_len: 128,
-            upper: true,
-            lower: true,
-            digit: true,
-            special: true,
+            upper: false,
+            lower: false,
+            digit: false,
+            special: false,
         }
     }
 }
@@ -225,6 +229,18 @@ impl PasswordRules {
             return Err("lengths must satisfy 1 <= min <= max <= 1024".into());
         }
         Ok(rules)
+    }
+
+    /// A password being set (sign-up, change, reset, the CLI): the rules, and not one of the
+    /// common or breached passwords (`crate::breached`).
+    pub fn check_new(&self, password: &str) -> Result<(), String> {
+        self.check(password)?;
+        if crate::breached::is_common(password) {
+            return Err(
+                "is one of the most common passwords (found in breaches); choose another".into(),
+            );
+        }
+        Ok(())
     }
 
     /// `Ok` or the unmet rules, in words (never the password).
@@ -338,29 +354,25 @@ mod tests {
     }
 
     #[test]
-    fn default_rules_need_every_class() {
+    fn default_rules_follow_nist_length_over_composition() {
         let rules = PasswordRules::parse(DEFAULT_POLICY).unwrap();
         assert_eq!(rules, PasswordRules::default());
-        assert!(rules.check("Str0ng!pass").is_ok());
+        for fine in ["Str0ng!pass", "all lower case words", "correcthorsebattery"] {
+            assert!(rules.check_new(fine).is_ok(), "{fine}");
+        }
         assert_eq!(
             rules.check("Sh0rt!").unwrap_err(),
             "needs at least 8 characters"
         );
+        // Common and breached passwords are refused whatever their composition.
+        for common in ["password", "Password1", "qwertyuiop", "iloveyou"] {
+            assert!(rules.check_new(common).is_err(), "{common}");
+        }
+        assert!(rules.check_new(&"x".repeat(129)).is_err());
+        // Composition rules remain available.
+        let strict = PasswordRules::parse("min=8,upper,lower,digit,special").unwrap();
         assert_eq!(
-            rules.check("alllower1!").unwrap_err(),
-            "needs an upper-case letter"
-        );
-        assert_eq!(
-            rules.check("ALLUPPER1!").unwrap_err(),
-            "needs a lower-case letter"
-        );
-        assert_eq!(rules.check("NoDigits!!").unwrap_err(), "needs a digit");
-        assert_eq!(
-            rules.check("NoSpecial11").unwrap_err(),
-            "needs a special character"
-        );
-        assert_eq!(
-            rules.check("abc").unwrap_err(),
+            strict.check("abc").unwrap_err(),
             "needs at least 8 characters, an upper-case letter, a digit, a special character"
         );
     }

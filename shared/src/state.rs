@@ -127,6 +127,8 @@ pub fn standard_env_config(
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// The shared configuration, for clients made on first use (SES: `AppState::mailer`).
+    pub sdk: SdkConfig,
 }
 
 impl AwsClients {
@@ -160,6 +162,7 @@ impl AwsClients {
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sdk: sdk.clone(),
         }
     }
 
@@ -204,6 +207,8 @@ pub struct AppState {
     pub web: WebStore,
     /// The MFA key, read from Secrets Manager on first use (only MFA paths need it).
     mfa_key: Arc<tokio::sync::OnceCell<Arc<crate::totp::MfaKey>>>,
+    /// The SES client, made on first use (only the account function sends mail).
+    mailer: Arc<tokio::sync::OnceCell<crate::mail::Mailer>>,
     pub tokens: TokenService,
     pub hashing: HashingPolicy,
     /// Positive API-key results of this container (see `apikeys::KeyCache`).
@@ -265,6 +270,7 @@ impl AppState {
             clients: ClientStore::new(aws.dynamodb.clone(), &config.tables.oauth_clients),
             web: WebStore::new(aws.dynamodb.clone(), &config.tables.web_sessions),
             mfa_key: Arc::default(),
+            mailer: Arc::default(),
             tokens,
             hashing,
             key_cache: Arc::default(),
@@ -295,6 +301,19 @@ impl AppState {
             })
             .await
             .cloned()
+    }
+
+    /// The mailer (`MAIL_FROM` must be set: without a sender, mail is unavailable: 503).
+    pub async fn mailer(&self) -> Result<&crate::mail::Mailer, crate::Error> {
+        if self.config.mail_from.is_empty() {
+            return Err(crate::Error::Unavailable("MAIL_FROM is not set".into()));
+        }
+        Ok(self
+            .mailer
+            .get_or_init(|| async {
+                crate::mail::Mailer::new(&self.aws.sdk, &self.config.mail_from)
+            })
+            .await)
     }
 
     /// Re-read the signing keys from Secrets Manager and put them in force.

@@ -231,6 +231,29 @@ impl TokenService {
         }
     }
 
+    /// The claims every token has (issuer, audience of its kind, subject, times, id, kind);
+    /// each issuing function sets the rest.
+    fn claims(&self, token_use: TokenUse, sub: &str, ttl: i64, jti: String, now: i64) -> Claims {
+        Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience_for(token_use),
+            sub: sub.to_owned(),
+            exp: now + ttl,
+            iat: now,
+            nbf: None,
+            jti,
+            token_use,
+            email: None,
+            role: None,
+            fam: None,
+            client_id: None,
+            scope: None,
+            auth_time: None,
+            amr: None,
+            acr: None,
+        }
+    }
+
     fn sign(&self, claims: Claims) -> Result<Issued, crate::Error> {
         let ring = self.ring();
         let key = ring.signer();
@@ -264,22 +287,17 @@ impl TokenService {
         now: i64,
     ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            sub: user_id.to_owned(),
-            exp: now + self.access_ttl,
-            iat: now,
-            nbf: None,
-            jti: ids::new_id("at"),
-            token_use: TokenUse::Access,
             email: Some(email.to_owned()),
             role: Some(role.to_owned()),
-            fam: None,
-            client_id: None,
-            scope: None,
-            auth_time: None,
             amr: Some(auth.amr()),
             acr: Some(auth.acr().to_owned()),
+            ..self.claims(
+                TokenUse::Access,
+                user_id,
+                self.access_ttl,
+                ids::new_id("at"),
+                now,
+            )
         })
     }
 
@@ -294,22 +312,9 @@ impl TokenService {
         now: i64,
     ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            sub: subject.to_owned(),
-            exp: now + ttl,
-            iat: now,
-            nbf: None,
-            jti: ids::new_id("oat"),
-            token_use: TokenUse::OAuth,
-            email: None,
-            role: None,
-            fam: None,
             client_id: Some(client_id.to_owned()),
             scope: Some(scope.to_owned()),
-            auth_time: None,
-            amr: None,
-            acr: None,
+            ..self.claims(TokenUse::OAuth, subject, ttl, ids::new_id("oat"), now)
         })
     }
 
@@ -324,22 +329,11 @@ impl TokenService {
         now: i64,
     ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            sub: grant.user_id.to_owned(),
-            exp: now + ttl,
-            iat: now,
-            nbf: None,
-            jti,
-            token_use: TokenUse::OAuth,
             email: Some(grant.email.to_owned()),
-            role: None,
-            fam: None,
             client_id: Some(grant.client_id.to_owned()),
             scope: Some(grant.scope.to_owned()),
             auth_time: Some(grant.auth_time),
-            amr: None,
-            acr: None,
+            ..self.claims(TokenUse::OAuth, grant.user_id, ttl, jti, now)
         })
     }
 
@@ -352,22 +346,18 @@ impl TokenService {
         now: i64,
     ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience_for(TokenUse::Refresh),
-            sub: grant.user_id.to_owned(),
-            exp: now + self.refresh_ttl,
-            iat: now,
-            nbf: None,
-            jti: ids::new_id("rt"),
-            token_use: TokenUse::Refresh,
             email: Some(grant.email.to_owned()),
-            role: None,
             fam: Some(family.to_owned()),
             client_id: Some(grant.client_id.to_owned()),
             scope: Some(grant.scope.to_owned()),
             auth_time: Some(grant.auth_time),
-            amr: None,
-            acr: None,
+            ..self.claims(
+                TokenUse::Refresh,
+                grant.user_id,
+                self.refresh_ttl,
+                ids::new_id("rt"),
+                now,
+            )
         })
     }
 
@@ -429,22 +419,17 @@ impl TokenService {
         now: i64,
     ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience_for(TokenUse::Refresh),
-            sub: user_id.to_owned(),
-            exp: now + self.refresh_ttl,
-            iat: now,
-            nbf: None,
-            jti: ids::new_id("rt"),
-            token_use: TokenUse::Refresh,
             email: Some(email.to_owned()),
-            role: None,
             fam: Some(family.to_owned()),
-            client_id: None,
-            scope: None,
-            auth_time: None,
             amr: Some(auth.amr()),
             acr: Some(auth.acr().to_owned()),
+            ..self.claims(
+                TokenUse::Refresh,
+                user_id,
+                self.refresh_ttl,
+                ids::new_id("rt"),
+                now,
+            )
         })
     }
 
@@ -459,22 +444,9 @@ impl TokenService {
         now: i64,
     ) -> Result<Issued, crate::Error> {
         self.sign(Claims {
-            iss: self.issuer.clone(),
-            aud: self.audience_for(TokenUse::Mfa),
-            sub: user_id.to_owned(),
-            exp: now + ttl,
-            iat: now,
-            nbf: None,
-            jti: ids::new_id("mfa"),
-            token_use: TokenUse::Mfa,
             email: Some(email.to_owned()),
-            role: None,
-            fam: None,
-            client_id: None,
-            scope: None,
-            auth_time: None,
             amr: Some(Auth::Password.amr()),
-            acr: None,
+            ..self.claims(TokenUse::Mfa, user_id, ttl, ids::new_id("mfa"), now)
         })
     }
 

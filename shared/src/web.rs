@@ -351,17 +351,6 @@ fn signed_in_page(base: &str, signed_in: &SignedIn) -> Response<Body> {
 // ---------------------------------------------------------------------------------------
 // Request plumbing
 
-fn route(req: &Request) -> String {
-    use lambda_http::RequestExt as _;
-    let raw = req.raw_http_path();
-    let path = if raw.is_empty() {
-        req.uri().path()
-    } else {
-        raw
-    };
-    path.trim_end_matches('/').to_owned()
-}
-
 /// Whether an unsafe request comes from our own pages: `Origin` (or, without it, `Referer`)
 /// must be `WEB_BASE_URL`'s origin. Browsers send `Origin` on every cross-origin and every
 /// form POST; a request with neither header is refused.
@@ -426,7 +415,7 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
 
 /// The `web` function: one handler for the pages, chosen by the path's ending.
 pub async fn handle(state: &AppState, req: Request, now: i64) -> Response<Body> {
-    let path = route(&req);
+    let path = http::route_path(&req);
     let method = req.method().clone();
     let result = if path.ends_with("/auth/signin") {
         match method {
@@ -544,6 +533,10 @@ async fn signin_post(state: &AppState, req: &Request, now: i64) -> Result<Respon
             let (status, message) = match &e {
                 Error::Validation(_) => (400, "Enter your email address and your password."),
                 Error::InvalidCredentials => (401, "Email or password is wrong."),
+                Error::EmailNotVerified => (
+                    403,
+                    "Confirm your email address first: open the link we mailed you.",
+                ),
                 _ => match refusal(&e) {
                     Some(r) => r,
                     None => return Err(e),

@@ -27,16 +27,7 @@ fn free_port() -> u16 {
 }
 
 fn create_user(email: &str) {
-    remember_secret(PASSWORD);
-    let out = cli(
-        &["user", "create", "--email", email, "--role", "user"],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    portcullis_tests::cli_create_user(email, PASSWORD, "user");
 }
 
 /// `portcullis --json client create` for an authorization-code client: (id, secret), the

@@ -10,16 +10,7 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "Corr3ct-horse!";
 
 fn create_user(email: &str, role: &str) -> String {
-    let out = cli(
-        &["user", "create", "--email", email, "--role", role],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    portcullis_tests::cli_create_user(email, PASSWORD, role)
 }
 
 async fn users() -> UserStore {

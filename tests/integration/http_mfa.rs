@@ -274,16 +274,7 @@ struct Account {
 impl Account {
     fn create(tag: &str) -> Self {
         let email = unique_email(tag);
-        let out = cli(
-            &["user", "create", "--email", &email, "--role", "user"],
-            Some(&format!("{PASSWORD}\n")),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let id = portcullis_tests::cli_create_user(&email, PASSWORD, "user");
         Self { email, id }
     }
 

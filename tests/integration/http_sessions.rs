@@ -8,7 +8,7 @@ use portcullis::ids::digest;
 use portcullis::store::{RefreshStatus, RefreshTokenStore, RevocationSet, RevokedStore};
 use portcullis::token::{Claims, TokenService, TokenUse};
 use portcullis_tests::{
-    RequestCounter, cli, clients, function_url, https_client, invoke_json, tls_function_url,
+    RequestCounter, clients, function_url, https_client, invoke_json, tls_function_url,
     unique_email, watch_env,
 };
 use reqwest::header::HeaderMap;
@@ -129,16 +129,7 @@ struct Tokens {
 }
 
 fn create_user(email: &str) -> String {
-    let out = cli(
-        &["user", "create", "--email", email, "--role", "user"],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    portcullis_tests::cli_create_user(email, PASSWORD, "user")
 }
 
 /// Log in over plain HTTP; returns the tokens.

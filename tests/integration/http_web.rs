@@ -27,15 +27,7 @@ fn oauth(path: &str) -> String {
 }
 
 fn create_user(email: &str) {
-    let out = cli(
-        &["user", "create", "--email", email],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    portcullis_tests::cli_create_user(email, PASSWORD, "user");
 }
 
 /// A registered client: (id, secret for a confidential one).

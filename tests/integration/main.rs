@@ -1,9 +1,11 @@
 //! The one integration-test binary. Needs the local stack: run through `make test`.
 
+mod account;
 mod api_keys;
 mod attacks;
 mod authorizer;
 mod faults;
+mod http_account;
 mod http_browser;
 mod http_keys;
 mod http_login;

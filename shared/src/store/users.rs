@@ -23,6 +23,15 @@ pub struct User {
     pub sessions_not_before: Option<i64>,
     /// The second factor, when there is one (see `Mfa`).
     pub mfa: Mfa,
+    /// Whether the address is proven (absent in the item: yes — accounts made before
+    /// sign-up existed, and by operators).
+    pub email_verified: bool,
+    /// SHA-256 of the verification token in force, and when it expires.
+    pub verify_token_hash: Option<String>,
+    pub verify_expires_at: Option<i64>,
+    /// SHA-256 of the reset token in force (a newer one replaces it), and when it expires.
+    pub reset_token_hash: Option<String>,
+    pub reset_expires_at: Option<i64>,
 }
 
 /// A user's TOTP second factor as stored: secrets sealed (`totp::MfaKey`), recovery codes as
@@ -86,6 +95,25 @@ impl User {
         if let Some(sealed) = &self.mfa.totp_secret {
             item.insert("totpSecret".into(), s(sealed));
         }
+        if !self.email_verified {
+            item.insert("emailVerified".into(), AttributeValue::Bool(false));
+        }
+        for (name, value) in [
+            ("verifyTokenHash", &self.verify_token_hash),
+            ("resetTokenHash", &self.reset_token_hash),
+        ] {
+            if let Some(v) = value {
+                item.insert(name.into(), s(v));
+            }
+        }
+        for (name, value) in [
+            ("verifyExpiresAt", self.verify_expires_at),
+            ("resetExpiresAt", self.reset_expires_at),
+        ] {
+            if let Some(v) = value {
+                item.insert(name.into(), n(v));
+            }
+        }
         item
     }
 
@@ -113,6 +141,11 @@ impl User {
                 },
                 challenge: get_opt_s(item, "mfaChallenge"),
             },
+            email_verified: !matches!(item.get("emailVerified"), Some(AttributeValue::Bool(false))),
+            verify_token_hash: get_opt_s(item, "verifyTokenHash"),
+            verify_expires_at: get_opt_n(item, "verifyExpiresAt"),
+            reset_token_hash: get_opt_s(item, "resetTokenHash"),
+            reset_expires_at: get_opt_n(item, "resetExpiresAt"),
         })
     }
 }
@@ -400,6 +433,141 @@ impl UserStore {
             &values,
         )
         .await
+    }
+
+    /// Remove an account that never got its verification mail (sign-up's undo). Only this
+    /// account, and only while unverified.
+    pub async fn delete_unverified(&self, email: &str, id: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("email", s(email))
+            .condition_expression("id = :id AND emailVerified = :f")
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let err = StoreError::from_sdk("users.delete_unverified", e);
+                if err.kind == StoreErrorKind::ConditionFailed {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// The address is proven: consume the verification token `hash` (single use).
+    pub async fn mark_verified(&self, email: &str, hash: &str) -> Result<bool, StoreError> {
+        self.update_if(
+            "users.mark_verified",
+            email,
+            "SET emailVerified = :t REMOVE verifyTokenHash, verifyExpiresAt",
+            "verifyTokenHash = :h",
+            &[(":t", AttributeValue::Bool(true)), (":h", s(hash))],
+        )
+        .await
+    }
+
+    /// Mark an address verified by an operator. `false` when there is no such user.
+    pub async fn set_verified(&self, email: &str) -> Result<bool, StoreError> {
+        self.update_existing(
+            "users.set_verified",
+            email,
+            "SET emailVerified = :t REMOVE verifyTokenHash, verifyExpiresAt",
+            &[(":t", AttributeValue::Bool(true))],
+        )
+        .await
+    }
+
+    /// A new verification token (the older one stops working).
+    pub async fn set_verify_token(
+        &self,
+        email: &str,
+        hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_link_token("users.set_verify_token", "verify", email, hash, expires_at)
+            .await
+    }
+
+    /// A new reset token (the older one stops working). `false` when there is no such user.
+    pub async fn set_reset_token(
+        &self,
+        email: &str,
+        hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_link_token("users.set_reset_token", "reset", email, hash, expires_at)
+            .await
+    }
+
+    /// `{kind}TokenHash` and `{kind}ExpiresAt` of a mailed link, replacing the previous ones.
+    async fn set_link_token(
+        &self,
+        op: &'static str,
+        kind: &str,
+        email: &str,
+        hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        self.update_existing(
+            op,
+            email,
+            &format!("SET {kind}TokenHash = :h, {kind}ExpiresAt = :e"),
+            &[(":h", s(hash)), (":e", n(expires_at))],
+        )
+        .await
+    }
+
+    /// Withdraw the reset token in force (its mail was never sent).
+    pub async fn clear_reset_token(&self, email: &str) -> Result<bool, StoreError> {
+        self.update_existing(
+            "users.clear_reset_token",
+            email,
+            "REMOVE resetTokenHash, resetExpiresAt",
+            &[],
+        )
+        .await
+    }
+
+    /// Set a new password hash, clear the lockout and void every refresh token issued before
+    /// `now`. With `reset_hash`, only if that reset token is still the one in force (and it is
+    /// consumed, and the address counts as proven: the link came by mail).
+    pub async fn set_password(
+        &self,
+        email: &str,
+        hash: &PasswordHash,
+        now: i64,
+        reset_hash: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut values = vec![
+            (":hash", s(hash.as_stored())),
+            (":zero", n(0)),
+            (":now", n(now)),
+        ];
+        let (expression, condition) = match reset_hash {
+            Some(h) => {
+                values.push((":h", s(h)));
+                values.push((":t", AttributeValue::Bool(true)));
+                (
+                    "SET passwordHash = :hash, failedAttempts = :zero, sessionsNotBefore = :now, \
+                     emailVerified = :t REMOVE lockedUntil, resetTokenHash, resetExpiresAt",
+                    "resetTokenHash = :h",
+                )
+            }
+            None => (
+                "SET passwordHash = :hash, failedAttempts = :zero, sessionsNotBefore = :now \
+                 REMOVE lockedUntil",
+                "attribute_exists(email)",
+            ),
+        };
+        self.update_if("users.set_password", email, expression, condition, &values)
+            .await
     }
 
     /// Remove the second factor (operator reset). `false` when there is no such user.
