@@ -90,10 +90,20 @@ pub fn s256(verifier: &str) -> String {
 }
 
 /// A signed-in browser: the session id from its cookie and the stored session.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignedIn {
     pub id: String,
     pub session: WebSession,
+}
+
+impl std::fmt::Debug for SignedIn {
+    /// The id is the browser's credential: never in a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("id", &"<redacted>")
+            .field("session", &self.session)
+            .finish()
+    }
 }
 
 /// The live session the request's cookie names, if any: one consistent GetItem (none without
@@ -1122,7 +1132,12 @@ async fn consent(state: &AppState, req: &Request, now: i64) -> Result<Response<B
         Err(resp) => return Ok(*resp),
     };
     let cookie = request_cookie(req, SESSION_COOKIE);
-    let Some(signed_in) = session_of(state, cookie.as_deref(), now).await? else {
+    // The session and the client are independent reads: one round trip, as in authorize.
+    let (session, checked) = tokio::join!(
+        session_of(state, cookie.as_deref(), now),
+        check_authorize(state, &form)
+    );
+    let Some(signed_in) = session? else {
         return Ok(error_page(
             401,
             "Session ended",
@@ -1136,7 +1151,7 @@ async fn consent(state: &AppState, req: &Request, now: i64) -> Result<Response<B
         tracing::warn!(audit = "consent_refused_csrf", user_id = %signed_in.session.user_id, "web");
         return Ok(forbidden());
     }
-    let request = match check_authorize(state, &form).await {
+    let request = match checked {
         Ok(r) => r,
         Err(AuthorizeError::Page(resp) | AuthorizeError::Redirect(resp)) => return Ok(resp),
         Err(AuthorizeError::Store(e)) => return Err(e),
