@@ -18,23 +18,32 @@
 # tested; a path that is neither mapped below nor listed as a browser page fails the run.
 #
 # Two runs, each with its own fresh user, API key and OAuth client (and a token of that client),
-# and a second user with a TOTP second factor (enrolled here over HTTP, its codes computed by
-# this script's own RFC 6238 implementation), so the positive paths are really taken:
+# a second user with a TOTP second factor (enrolled here over HTTP, its codes computed by
+# this script's own RFC 6238 implementation), and for the account routes (the stack runs with
+# SELF_SIGNUP=on and mail through the emulator's SES) a third user whose access token alone
+# goes to POST /auth/password (so its wrong current passwords lock that user, not the run's),
+# a fourth with a reset link (from `portcullis user reset-password`) and an address signed up
+# over HTTP whose verification token is read from the emulator's mail, so the positive paths
+# are really taken:
 #   1. "positive": the spec's examples and the stateful phase (login 200 -> refresh 200 via the
 #      spec's links, logout 204, validate-key 200, OAuth token 200, introspection 200
 #      active, revocation 200, TOTP enrolment 200, the second step of the MFA user's login 200
-#      with its challenge and a recovery code; userinfo is only ever refused here: its token
-#      comes from the browser flow, which tests/integration/http_web.rs and the browser test
-#      cover; TOTP confirmation and removal too: the run's user never has the right code,
-#      which tests/integration/mfa.rs covers);
+#      with its challenge and a recovery code, sign-up / resend / reset request 202,
+#      verification 200, password change 200, reset confirmation 200; userinfo is only ever
+#      refused here: its token comes from the browser flow, which tests/integration/http_web.rs
+#      and the browser test cover; TOTP confirmation and removal too: the run's user never has
+#      the right code, which tests/integration/mfa.rs covers);
 #   2. "fuzz": the coverage and fuzzing phases (every documented status, negative data,
 #      unsupported methods, missing/invalid credentials). Its user gets locked (423) by the
 #      wrong passwords schemathesis tries, which is why it runs second.
 # Bounded by examples, not time (schemathesis' --max-time keeps fuzzing until it is spent):
-#   CONTRACT_MAX_EXAMPLES per operation (default 25); CONTRACT_TIMEOUT seconds for both runs
+#   CONTRACT_MAX_EXAMPLES per operation (default 25; sign-up, resend and reset requests at most
+#   CONTRACT_PADDED_EXAMPLES, default 10: each accepted one takes ACCOUNT_RESPONSE_FLOOR_MS,
+#   400 ms, by design, which at 25 would add some 20 s to the fuzz run; their refusals are not
+#   padded, and coverage's boundary cases come on top); CONTRACT_TIMEOUT seconds for both runs
 #   together, a hard stop that fails the test (default 150; typically 45-110 s are used);
 #   CONTRACT_SEED (default 20260611, reproducible);
-#   CONTRACT_WORKERS (default 2); CONTRACT_REPORT_DIR to keep the JUnit reports.
+#   CONTRACT_WORKERS (default 1); CONTRACT_REPORT_DIR to keep the JUnit reports.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 py="$root/.venv/bin/python"
@@ -42,6 +51,7 @@ py="$root/.venv/bin/python"
 : "${PORTCULLIS_TEST_WATCH_URL:?run me inside scripts/with-stack.sh}"
 : "${PORTCULLIS_TEST_ENV_FILE:?run me inside scripts/with-stack.sh}"
 max_examples=${CONTRACT_MAX_EXAMPLES:-25}
+padded_examples=${CONTRACT_PADDED_EXAMPLES:-10}
 hard_timeout=${CONTRACT_TIMEOUT:-150}
 seed=${CONTRACT_SEED:-20260611}
 # One worker by default: with two, hypothesis (under CPython 3.11) now and then fails inside
@@ -74,10 +84,25 @@ cli() { (set -a; source "$PORTCULLIS_TEST_ENV_FILE"; set +a; "$root/target/debug
 # - oauthToken: which scopes a client holds is state, not schema: a well-formed scope the run's
 #   client was not granted is 400 invalid_scope (RFC 6749 §5.2, documented);
 # - loginMfa: like login, the run's MFA user may be locked (423) by wrong codes schemathesis
-#   sent with its challenge.
-cat >"$work/schemathesis.toml" <<'EOF'
+#   sent with its challenge;
+# - register: a well-formed password may still be one of the common passwords (400
+#   WEAK_PASSWORD), and an address asked for more than ACCOUNT_EMAIL_RATE_LIMIT (3 per 15 min)
+#   times is 429; resendVerification and passwordResetRequest: the same limit;
+# - verifyEmail, passwordResetConfirm: which tokens are live is state: a well-formed token is
+#   400 INVALID_LINK unless it is the example's, and then only once (a well-formed password may
+#   be a common one: 400 WEAK_PASSWORD);
+# - changePassword: a wrong current password is 401 INVALID_CREDENTIALS and locks its user
+#   (423, then also for schema-invalid bodies: a locked account checks nothing) after
+#   LOCKOUT_THRESHOLD tries; after the example's change, the old access token is 401. It runs with the account user's own access token (CONTRACT_ACCOUNT_BEARER), so the
+#   lockout and the ended sessions are that user's, never the run user's.
+cat >"$work/schemathesis.toml" <<EOF
 [cache]
 enabled = false
+
+# Every run brings its own users and tokens: no sign-up-and-login bootstrap of schemathesis'
+# own (it would find /auth/register and /auth/login).
+[auth]
+auto-signup = false
 
 # 413 PAYLOAD_TOO_LARGE is a correct refusal of schema-violating (over-long) data too.
 [checks.negative_data_rejection]
@@ -98,6 +123,35 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "429"]
 [[operations]]
 include-operation-id = "loginMfa"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "423", "429"]
+
+[[operations]]
+include-operation-id = "register"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "429"]
+generation.max-examples = $padded_examples
+
+[[operations]]
+include-operation-id = "resendVerification"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "429"]
+generation.max-examples = $padded_examples
+
+[[operations]]
+include-operation-id = "passwordResetRequest"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "429"]
+generation.max-examples = $padded_examples
+
+[[operations]]
+include-operation-id = "verifyEmail"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+
+[[operations]]
+include-operation-id = "passwordResetConfirm"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400"]
+
+[[operations]]
+include-operation-id = "changePassword"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "423"]
+checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "423", "428", "429"]
+headers = { Authorization = "Bearer \${CONTRACT_ACCOUNT_BEARER}" }
 EOF
 
 # EMULATOR LIMITATION, not a Portcullis defect: `cargo lambda watch` (1.9.2) answers a request
@@ -130,28 +184,40 @@ EOF
 export SCHEMATHESIS_HOOKS="$work/hooks.py"
 
 # A fresh user, API key and OAuth client; prints "EMAIL PASSWORD API_KEY ACCESS_TOKEN
-# REFRESH_TOKEN CLIENT_ID CLIENT_SECRET CLIENT_TOKEN MFA_CHALLENGE MFA_RECOVERY_CODE"
+# REFRESH_TOKEN CLIENT_ID CLIENT_SECRET CLIENT_TOKEN MFA_CHALLENGE MFA_RECOVERY_CODE
+# ACCOUNT_ACCESS_TOKEN VERIFY_TOKEN RESET_TOKEN SIGNUP_EMAIL"
 # (CLIENT_TOKEN: an access token of the client, from the token endpoint with
 # client_secret_basic; MFA_*: a second user, enrolled in TOTP and confirmed, whose password
-# login answered MFA_REQUIRED with that challenge; the recovery code is one of theirs). Every
-# secret is also noted in PORTCULLIS_TEST_SECRETS_FILE, so with-stack.sh's log scan looks for
-# it.
+# login answered MFA_REQUIRED with that challenge; the recovery code is one of theirs;
+# ACCOUNT_ACCESS_TOKEN: a third user's (same password), for POST /auth/password;
+# RESET_TOKEN: a fourth user's reset link token, from the CLI; VERIFY_TOKEN: the verification
+# token of an address signed up over HTTP, from the emulator's SES; SIGNUP_EMAIL: an address
+# nobody has signed up with). Every secret is also noted in PORTCULLIS_TEST_SECRETS_FILE, so
+# with-stack.sh's log scan looks for it.
 make_principal() {
-  local tag email password key client mfa_email
+  local tag email password key client mfa_email account_email reset_email reset_link
   tag=$("$py" -c 'import secrets; print(secrets.token_hex(6))')
   email="contract-$1-$tag@example.com"
   mfa_email="contract-$1-mfa-$tag@example.com"
+  account_email="contract-$1-account-$tag@example.com"
+  reset_email="contract-$1-reset-$tag@example.com"
   password="Contract-$tag-passw0rd!"
   printf '%s' "$password" | cli user create --email "$email" --role user >/dev/null
   printf '%s' "$password" | cli user create --email "$mfa_email" --role user >/dev/null
+  printf '%s' "$password" | cli user create --email "$account_email" --role user >/dev/null
+  printf '%s' "$password" | cli user create --email "$reset_email" --role user >/dev/null
+  reset_link=$(cli user reset-password --email "$reset_email" --json 2>/dev/null \
+    | "$py" -c 'import json,sys; print(json.load(sys.stdin)["resetLink"])')
   key=$(cli key create --name "contract-$1-$tag" --scopes read,write --expires-in 1d --json \
     | "$py" -c 'import json,sys; print(json.load(sys.stdin)["key"])')
   client=$(cli client create --name "contract-$1-$tag" --scopes read,write --json \
     | "$py" -c 'import json,sys; d = json.load(sys.stdin); print(d["clientId"], d["clientSecret"])')
   # shellcheck disable=SC2086 # $client is two words: the id and the secret
-  "$py" - "$base" "$email" "$password" "$key" "$mfa_email" $client <<'EOF'
+  "$py" - "$base" "$email" "$password" "$key" "$mfa_email" "$account_email" "$reset_link" \
+    "contract-$1-signup-$tag@example.com" "contract-$1-new-$tag@example.com" $client <<'EOF'
 import base64, hashlib, hmac, json, os, struct, sys, time, urllib.error, urllib.parse, urllib.request
-base, email, password, key, mfa_email, client_id, client_secret = sys.argv[1:]
+(base, email, password, key, mfa_email, account_email, reset_link, verified_email, signup_email,
+ client_id, client_secret) = sys.argv[1:]
 
 
 def post(url, body, bearer=None):
@@ -192,6 +258,21 @@ recovery_codes = body["data"]["recoveryCodes"]
 status, body = post(f"{base}/lambda-url/login/", {"email": mfa_email, "password": password})
 assert status == 401 and body["error"]["code"] == "MFA_REQUIRED", f"MFA user's login: {status}"
 challenge = body["error"]["challenge"]
+# The account user's token (for POST /auth/password), the reset link's token, and an address
+# signed up over HTTP, its verification token read from the mail the emulator's SES holds.
+status, body = post(f"{base}/lambda-url/login/", {"email": account_email, "password": password})
+assert status == 200, f"account user's login: {status}"
+account_tokens = body["data"]["tokens"]
+reset_token = reset_link.split("#token=", 1)[1]
+status, body = post(f"{base}/lambda-url/account/auth/register",
+                    {"email": verified_email, "password": f"{password} signed up"})
+assert status == 202, f"sign-up: {status}"
+with urllib.request.urlopen(f"{os.environ['PORTCULLIS_TEST_AWS_ENDPOINT']}/_test/ses/messages",
+                            timeout=60) as resp:
+    mails = [m for m in json.load(resp)["messages"]
+             if m["destinations"].get("ToAddresses") == [verified_email] and "#token=" in m["body"]]
+assert mails, "no verification mail"
+verify_token = mails[-1]["body"].split("#token=", 1)[1].split()[0]
 q = urllib.parse.quote
 basic = base64.b64encode(f"{q(client_id, safe='')}:{q(client_secret, safe='')}".encode()).decode()
 req = urllib.request.Request(f"{base}/lambda-url/oauth/oauth/token",
@@ -206,20 +287,24 @@ if secrets_file:
         f.write("".join(f"{secret}\n" for secret in (
             password, key, tokens["accessToken"], tokens["refreshToken"], client_secret, client_token,
             mfa_tokens["accessToken"], mfa_tokens["refreshToken"], totp_secret, challenge,
-            *recovery_codes)))
+            *recovery_codes, account_tokens["accessToken"], account_tokens["refreshToken"],
+            reset_token, verify_token, f"{password} signed up", f"{password} new",
+            f"{password} changed", f"{password} reset")))
 print(email, password, key, tokens["accessToken"], tokens["refreshToken"], client_id,
-      client_secret, client_token, challenge, recovery_codes[0])
+      client_secret, client_token, challenge, recovery_codes[0], account_tokens["accessToken"],
+      verify_token, reset_token, signup_email)
 EOF
 }
 
 # The spec as served locally: each AWS route becomes its function URL path, the one server is
 # the watch URL, and the examples are the run's own user, refresh token, OAuth client and
-# client token, and its MFA user's login challenge with a recovery code.
-local_spec() {  # OUT EMAIL PASSWORD REFRESH_TOKEN CLIENT_ID CLIENT_SECRET CLIENT_TOKEN MFA_CHALLENGE MFA_RECOVERY_CODE
+# client token, its MFA user's login challenge with a recovery code, and its account routes'
+# tokens and addresses.
+local_spec() {  # OUT EMAIL PASSWORD REFRESH_TOKEN CLIENT_ID CLIENT_SECRET CLIENT_TOKEN MFA_CHALLENGE MFA_RECOVERY_CODE VERIFY_TOKEN RESET_TOKEN SIGNUP_EMAIL
   "$py" - "$root/docs/openapi.yaml" "$base" "$@" <<'EOF'
 import sys, yaml
 (src, base, dst, email, password, refresh_token, client_id, client_secret, client_token,
- mfa_challenge, mfa_recovery_code) = sys.argv[1:]
+ mfa_challenge, mfa_recovery_code, verify_token, reset_token, signup_email) = sys.argv[1:]
 spec = yaml.safe_load(open(src))
 routes = {
     "/auth/login": "/lambda-url/login/",
@@ -237,24 +322,22 @@ routes = {
     "/auth/login/mfa": "/lambda-url/mfa/auth/login/mfa",
     "/auth/mfa/totp": "/lambda-url/mfa/auth/mfa/totp",
     "/auth/mfa/totp/confirm": "/lambda-url/mfa/auth/mfa/totp/confirm",
+    "/auth/register": "/lambda-url/account/auth/register",
+    "/auth/verify-email": "/lambda-url/account/auth/verify-email",
+    "/auth/verify-email/resend": "/lambda-url/account/auth/verify-email/resend",
+    "/auth/password": "/lambda-url/account/auth/password",
+    "/auth/password-reset": "/lambda-url/account/auth/password-reset",
+    "/auth/password-reset/confirm": "/lambda-url/account/auth/password-reset/confirm",
 }
 # HTML pages for browsers (see the note at the top): documented, not fuzzed.
 browser = {"/auth/signin", "/auth/signout", "/oauth/authorize", "/oauth/consent"}
-# The account lifecycle: documented, not fuzzed. Register, resend and reset-request answer no
-# sooner than ACCOUNT_RESPONSE_FLOOR_MS (400 ms: fuzzing them is minutes of waiting); a fuzzed
-# password change locks the run's user with wrong current passwords (and the other operations
-# then meet 423); a random link token is rightly 400 INVALID_LINK, which schemathesis counts as
-# a valid request refused. tests/integration/http_account.rs and account.rs cover all six.
-padded = {"/auth/register", "/auth/verify-email", "/auth/verify-email/resend",
-          "/auth/password", "/auth/password-reset", "/auth/password-reset/confirm"}
-browser |= padded
 differ = set(spec["paths"]) ^ (set(routes) | browser)
 if differ:
     sys.exit(f"api-contract-test: the spec's paths and the local routes differ: {sorted(differ)}")
 tagged = {path for path, item in spec["paths"].items()
           if any("browser" in op.get("tags", []) for op in item.values() if isinstance(op, dict))}
-if tagged != browser - padded:
-    sys.exit(f"api-contract-test: the spec's browser-tagged paths are {sorted(tagged)}, not {sorted(browser - padded)}")
+if tagged != browser:
+    sys.exit(f"api-contract-test: the spec's browser-tagged paths are {sorted(tagged)}, not {sorted(browser)}")
 spec["paths"] = {routes[path]: item for path, item in spec["paths"].items() if path not in browser}
 spec["servers"] = [{"url": base}]
 def body(path, media="application/json"):
@@ -264,6 +347,20 @@ body("/lambda-url/refresh/")["examples"] = {"runToken": {"value": {"refreshToken
 # The second step of the MFA user's login (the challenge works once: the examples phase uses it).
 body("/lambda-url/mfa/auth/login/mfa")["examples"] = {
     "runMfaUser": {"value": {"challenge": mfa_challenge, "recoveryCode": mfa_recovery_code}}}
+# The account routes, each on its own user or address, so that no example spoils another's:
+# a new address signs up; the run user (verified: no mail) asks for a new verification link
+# and a reset link; the signed-up address's token verifies it; the account user (its token is
+# the changePassword header) changes its password; the reset user's link sets a new one.
+account = "/lambda-url/account/auth"
+body(f"{account}/register")["examples"] = {
+    "runSignUp": {"value": {"email": signup_email, "password": f"{password} new"}}}
+body(f"{account}/verify-email/resend")["examples"] = {"runUser": {"value": {"email": email}}}
+body(f"{account}/password-reset")["examples"] = {"runUser": {"value": {"email": email}}}
+body(f"{account}/verify-email")["examples"] = {"runSignUp": {"value": {"token": verify_token}}}
+body(f"{account}/password")["examples"] = {
+    "runAccountUser": {"value": {"currentPassword": password, "newPassword": f"{password} changed"}}}
+body(f"{account}/password-reset/confirm")["examples"] = {
+    "runResetUser": {"value": {"token": reset_token, "password": f"{password} reset"}}}
 # The OAuth endpoints: client_secret_post with the run's client (the Authorization header every
 # request carries is a Bearer one, which these endpoints ignore).
 client = {"client_id": client_id, "client_secret": client_secret}
@@ -286,17 +383,20 @@ EOF
 run() {  # NAME PHASES
   local name=$1 phases=$2 principal email password key access refresh status=0 start=$SECONDS
   local client_id client_secret client_token mfa_challenge mfa_recovery_code
+  local account_access verify_token reset_token signup_email
   local left=$((deadline - SECONDS))
   if [ "$left" -lt 10 ]; then echo "api-contract-test: out of time before the $name run" >&2; return 1; fi
   # (set -e does not hold inside a function called with ||: check each step.)
   principal=$(make_principal "$name") || { echo "api-contract-test: cannot make the $name user" >&2; return 1; }
   read -r email password key access refresh client_id client_secret client_token \
-    mfa_challenge mfa_recovery_code <<<"$principal"
+    mfa_challenge mfa_recovery_code account_access verify_token reset_token signup_email \
+    <<<"$principal"
   local_spec "$work/openapi.$name.yaml" "$email" "$password" "$refresh" \
-    "$client_id" "$client_secret" "$client_token" "$mfa_challenge" "$mfa_recovery_code" || return 1
+    "$client_id" "$client_secret" "$client_token" "$mfa_challenge" "$mfa_recovery_code" \
+    "$verify_token" "$reset_token" "$signup_email" || return 1
   echo "== api-contract-test: $name run (phases $phases)"
   # Run from the temporary directory: anything schemathesis or hypothesis writes stays there.
-  (cd "$work" && timeout --kill-after=10 "$left" \
+  (cd "$work" && CONTRACT_ACCOUNT_BEARER=$account_access timeout --kill-after=10 "$left" \
     "$root/.venv/bin/schemathesis" --config-file "$work/schemathesis.toml" --no-color \
     run "$work/openapi.$name.yaml" \
     --url "$base" \

@@ -32,7 +32,11 @@ base="$scheme://127.0.0.1:$watch_port/lambda-url"
   echo "AWS_ENDPOINT_URL=$endpoint"
   echo "JWT_ISSUER=$base/jwks"
   echo "OAUTH_ENDPOINT_BASE=$base/oauth"
-  echo "WEB_BASE_URL=$base/web"; } >"$env_file"
+  echo "WEB_BASE_URL=$base/web"
+  # Self-service accounts, with mail through the emulator's SES (init registers the sender;
+  # GET $endpoint/_test/ses/messages lists what was sent).
+  echo "SELF_SIGNUP=on"
+  echo "MAIL_FROM=no-reply@portcullis.dev"; } >"$env_file"
 set -a; source "$env_file"; set +a
 
 echo "building..."
@@ -120,6 +124,15 @@ CODE from any authenticator app given the secret or QR code (or: oathtool --totp
     -d '{"challenge":"CHALLENGE","code":"CODE"}'
   Back to the password alone (with .local/dev.env sourced, as below):
     target/debug/portcullis user mfa reset --email $demo_email
+
+Sign up (the mail with its verification link lands in the emulator), then verify:
+  curl -s ${curl_tls}$base/account/auth/register -H 'content-type: application/json' \\
+    -d '{"email":"ann@example.com","password":"a long passphrase of mine"}'
+  curl -s $endpoint/_test/ses/messages     # the link ends in #token=TOKEN
+  curl -s ${curl_tls}$base/account/auth/verify-email -H 'content-type: application/json' \\
+    -d '{"token":"TOKEN"}'
+  Forgotten password: POST {"email": ...} to $base/account/auth/password-reset, then
+  {"token": ..., "password": ...} to .../auth/password-reset/confirm.
 
 Or invoke with a sample event:
   cargo lambda invoke login --invoke-address 127.0.0.1 --invoke-port $watch_port --data-file events/login.json
